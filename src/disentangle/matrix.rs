@@ -1,0 +1,157 @@
+//! The disentangling matrix U and its two parametrisations.
+//!
+//! Both start from a raw square matrix A (zeros by default, so U = I and the first
+//! prototypes are the network's own):
+//! - **orthogonal**: U = exp(A − Aᵀ), U⁻¹ = Uᵀ;
+//! - **invertible**: U = exp(A), U⁻¹ = exp(−A).
+//!
+//! The reference code calls the raw parameter `A_raw` and keeps it in a state dict
+//! under that key; [`Disentangler::a_raw`] is the same tensor.
+use crate::check;
+use crate::error::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+use tch::{Device, Kind, Tensor};
+
+/// Which parametrisation of U to use (`matrix.type` in the reference's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatrixKind {
+    /// U = exp(A − Aᵀ): a rotation; purity-preserving norms, U⁻¹ = Uᵀ.
+    Orthogonal,
+    /// U = exp(A): any invertible matrix with positive determinant; U⁻¹ = exp(−A).
+    Invertible,
+}
+
+impl MatrixKind {
+    /// The name used in configs and file names: `orthogonal` or `invertible`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatrixKind::Orthogonal => "orthogonal",
+            MatrixKind::Invertible => "invertible",
+        }
+    }
+
+    /// U from the raw matrix `a_raw` [C,C] float → [C,C].
+    pub fn matrix(self, a_raw: &Tensor) -> Result<Tensor> {
+        match self {
+            MatrixKind::Orthogonal => orthogonal_matrix(a_raw),
+            MatrixKind::Invertible => invertible_matrix(a_raw),
+        }
+    }
+}
+
+impl fmt::Display for MatrixKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for MatrixKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "orthogonal" => Ok(MatrixKind::Orthogonal),
+            "invertible" => Ok(MatrixKind::Invertible),
+            other => Err(Error::invalid(
+                "matrix type",
+                format!("unknown matrix type {other:?}; use \"orthogonal\" or \"invertible\""),
+            )),
+        }
+    }
+}
+
+/// Orthogonal U = exp(A − Aᵀ): `a_raw` [C,C] float → [C,C], UᵀU = I.
+pub fn orthogonal_matrix(a_raw: &Tensor) -> Result<Tensor> {
+    check::square(a_raw, "a_raw")?;
+    check::float(a_raw, "a_raw")?;
+    Ok(a_raw.f_sub(&a_raw.f_tr()?)?.f_linalg_matrix_exp()?)
+}
+
+/// Invertible U = exp(A): `a_raw` [C,C] float → [C,C], U⁻¹ = exp(−A).
+pub fn invertible_matrix(a_raw: &Tensor) -> Result<Tensor> {
+    check::square(a_raw, "a_raw")?;
+    check::float(a_raw, "a_raw")?;
+    Ok(a_raw.f_linalg_matrix_exp()?)
+}
+
+/// The learned change of basis: a parametrisation and its raw matrix A [C,C] f32.
+#[derive(Debug)]
+pub struct Disentangler {
+    kind: MatrixKind,
+    a_raw: Tensor,
+}
+
+/// A copy of `t` with its own storage.
+fn deep_copy(t: &Tensor) -> Result<Tensor> {
+    let mut out = t.f_empty_like()?;
+    out.f_copy_(t)?;
+    Ok(out)
+}
+
+impl Disentangler {
+    /// U = I: A = 0 [C,C] f32 on `device`.
+    pub fn identity(kind: MatrixKind, channels: i64, device: Device) -> Result<Self> {
+        if channels < 1 {
+            return Err(Error::invalid("channels", format!("{channels}; must be at least 1")));
+        }
+        let a_raw = Tensor::f_zeros([channels, channels], (Kind::Float, device))?;
+        Ok(Disentangler { kind, a_raw })
+    }
+
+    /// From a raw matrix A [C,C] float (for example a saved `A_raw`); copied, as f32.
+    pub fn from_raw(kind: MatrixKind, a_raw: &Tensor) -> Result<Self> {
+        check::square(a_raw, "a_raw")?;
+        check::float(a_raw, "a_raw")?;
+        check::finite(a_raw, "a_raw")?;
+        let a_raw = deep_copy(&a_raw.f_detach()?.f_to_kind(Kind::Float)?)?;
+        Ok(Disentangler { kind, a_raw })
+    }
+
+    /// The parametrisation.
+    pub fn kind(&self) -> MatrixKind {
+        self.kind
+    }
+
+    /// C, the number of channels U acts on.
+    pub fn channels(&self) -> i64 {
+        self.a_raw.size()[0]
+    }
+
+    /// The device A lives on.
+    pub fn device(&self) -> Device {
+        self.a_raw.device()
+    }
+
+    /// The raw parameter A [C,C] f32 (the reference's `A_raw`).
+    pub fn a_raw(&self) -> &Tensor {
+        &self.a_raw
+    }
+
+    /// A copy of A [C,C] f32 that later updates do not touch.
+    pub fn a_raw_copy(&self) -> Result<Tensor> {
+        deep_copy(&self.a_raw)
+    }
+
+    /// U [C,C] f32.
+    pub fn matrix(&self) -> Result<Tensor> {
+        self.kind.matrix(&self.a_raw)
+    }
+
+    /// U⁻¹ [C,C] f32, in closed form: Uᵀ (orthogonal) or exp(−A) (invertible).
+    pub fn inverse(&self) -> Result<Tensor> {
+        match self.kind {
+            MatrixKind::Orthogonal => Ok(self.matrix()?.f_tr()?),
+            MatrixKind::Invertible => Ok(self.a_raw.f_neg()?.f_linalg_matrix_exp()?),
+        }
+    }
+
+    /// Moves A to `device`.
+    pub fn to_device(&self, device: Device) -> Result<Self> {
+        Ok(Disentangler { kind: self.kind, a_raw: self.a_raw.f_to_device(device)? })
+    }
+
+    /// Mutable A, for optimisers: callers must keep it [C,C] f32.
+    pub(crate) fn a_raw_mut(&mut self) -> &mut Tensor {
+        &mut self.a_raw
+    }
+}

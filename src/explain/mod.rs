@@ -1,0 +1,8 @@
+//! Explaining predictions in the disentangled basis: the modified head A·U⁻¹ that
+//! keeps every logit ([`head`]), and the channels that carry a class's evidence
+//! ([`channels`]).
+pub mod channels;
+pub mod head;
+
+pub use channels::{top_channels, TopChannels};
+pub use head::{logits, max_logit_change, modified_head};

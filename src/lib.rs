@@ -1,0 +1,42 @@
+//! # epic — explain pretrained image classifiers with prototypes
+//!
+//! EPIC (Borycki et al., AAAI-26) explains an unmodified CNN whose head is global
+//! average pooling plus a linear layer. It learns a change of basis U for the
+//! backbone's feature map, Ẑ = U·Z at every pixel, such that each channel's top
+//! training images (its *prototypes*) show one pure concept, and re-expresses the
+//! head as A·U⁻¹ so that no logit changes.
+//!
+//! The library is organised by the data it handles:
+//! - [`features`]: feature maps, the per-pixel rotation, spatial sums;
+//! - [`prototypes`]: top-m selection and argmax purity;
+//! - [`disentangle`]: U's parametrisations, Adam, the prototype-count schedules;
+//! - [`explain`]: the modified head and the channels that explain a prediction;
+//! - [`io`]: tensor files and atomic writes;
+//! - [`script`]: the Rhai engine that exposes all of it to experiment scripts.
+//!
+//! Everything works on any libtorch device, in f32, and returns [`Error`] instead
+//! of panicking.
+pub(crate) mod check;
+pub mod device;
+pub mod disentangle;
+pub mod error;
+pub mod explain;
+pub mod features;
+pub mod io;
+pub mod prototypes;
+pub mod report;
+pub mod script;
+
+pub use error::{Error, Result};
+
+/// The names most programs need: `use epic::prelude::*;`.
+pub mod prelude {
+    pub use crate::device::parse_device;
+    pub use crate::disentangle::{purity_step, Adam, AdamConfig, Disentangler, MatrixKind, Schedule, ScheduleKind};
+    pub use crate::error::{Error, Result};
+    pub use crate::explain::{logits, max_logit_change, modified_head, top_channels, TopChannels};
+    pub use crate::features::{channel_activation, rotate, rotate_sums};
+    pub use crate::io::{load_tensors, save_tensors};
+    pub use crate::prototypes::{mean_purity, purity_argmax, top_prototypes};
+    pub use tch::{Device, Kind, Tensor};
+}

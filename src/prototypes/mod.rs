@@ -1,0 +1,7 @@
+//! Prototypes: for each channel, the training images that activate it most
+//! ([`selection`]), and how purely each one shows that channel ([`purity`]).
+pub mod purity;
+pub mod selection;
+
+pub use purity::{mean_purity, purity_argmax};
+pub use selection::top_prototypes;

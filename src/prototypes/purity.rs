@@ -1,0 +1,65 @@
+//! Argmax purity: how much of a pixel's feature vector belongs to one channel.
+//!
+//! For image b and channel k, take the pixel where channel k peaks, p = Z[b,:,y,x];
+//! purity = p_k / ‖p‖ (the norm clamped at 1e-8, as in the reference). It is 1 when
+//! the pixel is all channel k, and at most 1 always.
+use crate::check;
+use crate::error::{Error, Result};
+use tch::{Kind, Tensor};
+
+/// Argmax purity per image: `features` [B,C,H,W] float, `channels` [B] int → [B] float.
+///
+/// Differentiable in `features` (the argmax location itself is not), so it serves as
+/// the training objective. Ties in the argmax go to the first pixel in row-major order.
+pub fn purity_argmax(features: &Tensor, channels: &Tensor) -> Result<Tensor> {
+    check::dims(features, "features", 4, "[B,C,H,W]")?;
+    check::float(features, "features")?;
+    let channels = check::indices(channels, "channels")?;
+    let s = features.size();
+    let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+    if channels.size() != [b] {
+        return Err(Error::Shape {
+            what: "channels".into(),
+            expected: format!("[{b}] (one channel per image)"),
+            got: channels.size(),
+        });
+    }
+    check::same_device(features, &channels, "purity_argmax(features, channels)")?;
+    check::in_range(&channels, "channels", c)?;
+
+    let flat = features.f_reshape([b, c, h * w])?;
+    let pick = channels.f_view([b, 1, 1])?.f_expand([b, 1, h * w], false)?;
+    let own = flat.f_gather(1, &pick, false)?.f_squeeze_dim(1)?; // [B,HW]
+    let peak = own.f_argmax(1, false)?; // [B]
+    let at_peak = peak.f_view([b, 1, 1])?.f_expand([b, c, 1], false)?;
+    let vectors = flat.f_gather(2, &at_peak, false)?.f_squeeze_dim(2)?; // [B,C]
+    let norm = vectors
+        .f_norm_scalaropt_dim(2.0, [-1i64].as_slice(), false)?
+        .f_clamp_min(1e-8)?;
+    let own_value = vectors.f_gather(1, &channels.f_view([b, 1])?, false)?.f_squeeze_dim(1)?;
+    Ok(own_value.f_div(&norm)?)
+}
+
+/// Mean argmax purity of prototypes: `features` [N,C,H,W] float, `prototypes` [C,m]
+/// int image indices into it (as [`top_prototypes`](super::top_prototypes) returns)
+/// → mean over all (k, j) of the purity of image `prototypes[k][j]` on channel k.
+pub fn mean_purity(features: &Tensor, prototypes: &Tensor) -> Result<f64> {
+    check::dims(features, "features", 4, "[N,C,H,W]")?;
+    check::dims(prototypes, "prototypes", 2, "[C,m]")?;
+    let prototypes = check::indices(prototypes, "prototypes")?;
+    let (n, c) = (features.size()[0], features.size()[1]);
+    let m = prototypes.size()[1];
+    if prototypes.size()[0] != c {
+        return Err(Error::Shape {
+            what: "prototypes".into(),
+            expected: format!("[{c},m] (one row per channel of features)"),
+            got: prototypes.size(),
+        });
+    }
+    check::in_range(&prototypes, "prototypes", n)?;
+    let rows = prototypes.f_reshape([c * m])?;
+    let maps = features.f_index_select(0, &rows)?;
+    let channels = Tensor::f_arange(c, (Kind::Int64, features.device()))?
+        .f_repeat_interleave_self_int(m, 0, None::<i64>)?;
+    Ok(purity_argmax(&maps, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?)
+}

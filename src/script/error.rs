@@ -1,0 +1,98 @@
+//! Errors from running a script, with the script's file, line and column.
+use rhai::{Engine, EvalAltResult, ParseError, Position};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A script failed: where (file, line, column, when known) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+impl ScriptError {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+        ScriptError { file: path.into(), line: None, column: None, message: format!("cannot read the script: {e}") }
+    }
+
+    fn at(file: &Path, pos: Position, message: String) -> Self {
+        ScriptError { file: file.into(), line: pos.line(), column: pos.position(), message }
+    }
+
+    pub(crate) fn from_parse(file: &Path, e: ParseError) -> Self {
+        let pos = e.position();
+        Self::at(file, pos, format!("syntax error: {}", e.err_type()))
+    }
+
+    /// Flattens Rhai's nested "in call to function …" wrappers into one message at
+    /// the position of the innermost call, and says what a mistyped call expected.
+    pub(crate) fn from_eval(file: &Path, engine: &Engine, e: EvalAltResult) -> Self {
+        let mut pos = e.position();
+        let mut err = &e;
+        let mut calls = Vec::new();
+        while let EvalAltResult::ErrorInFunctionCall(name, _, inner, p) = err {
+            calls.push(name.clone());
+            if !p.is_none() {
+                pos = *p;
+            }
+            err = inner;
+        }
+        if !err.position().is_none() {
+            pos = err.position();
+        }
+        let mut message = match err {
+            EvalAltResult::ErrorFunctionNotFound(sig, _) => not_found(engine, sig),
+            EvalAltResult::ErrorRuntime(value, _) => match value.clone().into_string() {
+                Ok(s) => s,
+                Err(_) => value.to_string(),
+            },
+            other => {
+                let mut s = other.to_string();
+                if let Some(i) = s.rfind(" (line ") {
+                    s.truncate(i);
+                }
+                s
+            }
+        };
+        if let Some(f) = calls.first().filter(|f| !message.contains(f.as_str())) {
+            message = format!("in {f}(): {message}");
+        }
+        Self::at(file, pos, message)
+    }
+}
+
+/// "function not found" with the signatures that do exist under that name.
+fn not_found(engine: &Engine, sig: &str) -> String {
+    let name = sig.split(['(', ' ']).next().unwrap_or(sig).trim();
+    let given = sig.strip_prefix(name).unwrap_or("").trim();
+    let known: Vec<String> = engine
+        .gen_fn_signatures(false)
+        .into_iter()
+        .filter(|s| s.split('(').next() == Some(name))
+        .collect();
+    if known.is_empty() {
+        format!("no function {name}{given}; `epic doc` lists every function")
+    } else {
+        format!(
+            "{name} cannot take arguments {given}; expected {}",
+            known.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+        )
+    }
+}

@@ -1,0 +1,99 @@
+//! The Rhai face of epic: the engine that runs experiment scripts, with every EPIC
+//! primitive registered as a typed, documented function.
+//!
+//! This module is glue. Each binding converts Rhai values to library types, calls
+//! one library function, and converts the result back; the logic lives in the
+//! library modules. Bindings are grouped by topic, one `#[export_module]` each:
+//! - [`tensor`]: the `Tensor` handle, tensor files, small tensor helpers;
+//! - [`math`]: rotation, activations, prototypes, purity, head, explaining channels;
+//! - [`train`]: `Disentangler` and `Adam` handles, schedules.
+//!
+//! Library errors become Rhai runtime errors; the engine attaches the script's line
+//! and column, and [`ScriptError`] prints them as `file:line:col: message`.
+pub mod args;
+pub mod docs;
+pub mod error;
+pub mod math;
+pub mod tensor;
+pub mod train;
+
+pub use error::ScriptError;
+pub use tensor::ScriptTensor;
+pub use train::{AdamHandle, DisentanglerHandle};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Module, Scope, Shared};
+use std::path::Path;
+use tch::Device;
+
+/// How a script host is set up.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Where `load_tensors` and new tensors go.
+    pub device: Device,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions { device: Device::Cpu }
+    }
+}
+
+/// All of epic's script functions, as one module: (topic title, module) pairs in
+/// the order `epic doc` prints them.
+pub fn topics() -> Vec<(&'static str, Module)> {
+    vec![
+        ("Tensors and tensor files", rhai::exported_module!(tensor::api)),
+        ("EPIC math", rhai::exported_module!(math::api)),
+        ("Training U", rhai::exported_module!(train::api)),
+    ]
+}
+
+/// A Rhai engine with epic's functions registered, set up with `options`.
+///
+/// Print goes to stdout. Limits on nesting follow Rhai's defaults.
+pub fn engine(options: &HostOptions) -> Engine {
+    let mut engine = Engine::new();
+    for (_, module) in topics() {
+        engine.register_global_module(Shared::new(module));
+    }
+    engine.set_default_tag(Dynamic::from(options.device_tag()));
+    engine
+}
+
+impl HostOptions {
+    fn device_tag(&self) -> String {
+        crate::device::device_name(self.device)
+    }
+}
+
+/// Runs the script at `path` with `args` bound to the constant `args`.
+///
+/// Errors carry the file and the script position of the failing expression.
+pub fn run_file(path: &Path, args: Map, options: &HostOptions) -> Result<Dynamic, ScriptError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ScriptError::io(path, e))?;
+    run_source(&source, path, args, options)
+}
+
+/// Runs script text `source` (named `origin` in messages) with `args` bound to `args`.
+pub fn run_source(source: &str, origin: &Path, args: Map, options: &HostOptions) -> Result<Dynamic, ScriptError> {
+    let engine = engine(options);
+    let mut scope = Scope::new();
+    scope.push_constant("args", args);
+    let ast = engine.compile(source).map_err(|e| ScriptError::from_parse(origin, e))?;
+    engine
+        .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+        .map_err(|e| ScriptError::from_eval(origin, &engine, *e))
+}
+
+/// A library error as a Rhai runtime error (the engine adds the position).
+pub(crate) fn rt<T>(r: crate::Result<T>) -> Result<T, Box<EvalAltResult>> {
+    r.map_err(|e| e.to_string().into())
+}
+
+/// The default device of the running engine (set from [`HostOptions::device`]).
+pub(crate) fn host_device(ctx: &rhai::NativeCallContext) -> Device {
+    ctx.tag()
+        .and_then(|t| t.clone().into_string().ok())
+        .and_then(|name| crate::device::parse_device(&name).ok())
+        .unwrap_or(Device::Cpu)
+}

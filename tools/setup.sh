@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what epic needs on a fresh Debian machine, and nothing twice:
+#   - a project-local venv (.venv, git-ignored) with torch==2.13.0 from the registry:
+#     its libtorch is the one tch 0.26 links (about 4.6 GB with the CUDA libraries,
+#     several minutes the first time; unused but harmless on a CPU machine);
+#   - the link .venv/libtorch -> the wheel's torch/ folder, which .cargo/config.toml
+#     points LIBTORCH at.
+# Safe to run again: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.13.0
+PY=${PYTHON:-python3}
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: install Rust (rustup) first"; exit 1
+fi
+
+# apt packages: a C++ compiler for torch-sys's glue, python venv support.
+need_apt=()
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+"$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing apt packages: ${need_apt[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$PY" -m venv .venv
+fi
+
+have=$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+if [ "$have" != "$TORCH_VERSION" ]; then
+    log "installing torch==$TORCH_VERSION into .venv (first time: several minutes)"
+    .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION"
+else
+    log "torch $have already in .venv"
+fi
+
+torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+ln -sfn "$torch_dir" .venv/libtorch
+[ -f .venv/libtorch/lib/libtorch_cpu.so ] || { log "no libtorch_cpu.so under $torch_dir"; exit 1; }
+log "libtorch: $torch_dir"
