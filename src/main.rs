@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "epic", version, about = "Explain pretrained image classifiers with prototypes (EPIC), scripted in Rhai")]
+#[command(
+    name = "epic",
+    version,
+    about = "Explain pretrained image classifiers with prototypes (EPIC), scripted in Rhai"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +49,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", epic::script::docs::markdown());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { script, args, device } => {
+        Command::Run {
+            script,
+            args,
+            device,
+        } => {
             let args = epic::script::args::parse_args(&args).map_err(anyhow::Error::msg)?;
             let device = epic::device::parse_device(&device).context("--device")?;
             let options = epic::script::HostOptions { device };

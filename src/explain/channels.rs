@@ -41,7 +41,10 @@ pub fn top_channels(
     check::float(rotated, "rotated")?;
     let (b, c) = (rotated.size()[0], rotated.size()[1]);
     if k < 1 || k > c {
-        return Err(Error::invalid("top_channels", format!("k = {k}; the features have {c} channels, use 1 <= k <= {c}")));
+        return Err(Error::invalid(
+            "top_channels",
+            format!("k = {k}; the features have {c} channels, use 1 <= k <= {c}"),
+        ));
     }
     let pooled = rotated.f_mean_dim([2i64, 3].as_slice(), false, None::<Kind>)?;
     let logits = linear(&pooled, weight_modified, bias)?;
@@ -50,13 +53,24 @@ pub fn top_channels(
         Some(t) => {
             let t = check::indices(t, "classes")?;
             if t.size() != [b] {
-                return Err(Error::Shape { what: "classes".into(), expected: format!("[{b}]"), got: t.size() });
+                return Err(Error::Shape {
+                    what: "classes".into(),
+                    expected: format!("[{b}]"),
+                    got: t.size(),
+                });
             }
             check::in_range(&t, "classes", weight_modified.size()[0])?;
             t.f_to_device(rotated.device())?
         }
     };
-    let contributions = weight_modified.f_index_select(0, &classes)?.f_mul(&pooled.f_relu()?)?; // [B,C]
+    let contributions = weight_modified
+        .f_index_select(0, &classes)?
+        .f_mul(&pooled.f_relu()?)?; // [B,C]
     let (scores, channels) = contributions.f_topk(k, 1, true, true)?;
-    Ok(TopChannels { classes, channels, scores, logits })
+    Ok(TopChannels {
+        classes,
+        channels,
+        scores,
+        logits,
+    })
 }

@@ -27,7 +27,11 @@ pub fn rotate(features: &Tensor, u: &Tensor) -> Result<Tensor> {
             got: s,
         });
     }
-    Ok(Tensor::f_einsum("ij,bjhw->bihw", &[u, features], None::<i64>)?)
+    Ok(Tensor::f_einsum(
+        "ij,bjhw->bihw",
+        &[u, features],
+        None::<i64>,
+    )?)
 }
 
 /// Spatial sum per channel: `features` [B,C,H,W] → [B,C], same dtype.

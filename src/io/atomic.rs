@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// The temporary sibling `dir/.name.<pid>.tmp` that `path` is written through.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -16,13 +19,23 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     let tmp = temp_path(path);
     let result = fill(&tmp).and_then(|()| {
         let file = std::fs::OpenOptions::new().write(true).open(&tmp);
-        file.and_then(|f| f.sync_all()).map_err(|source| Error::Io { path: tmp.clone(), source })?;
-        std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+        file.and_then(|f| f.sync_all())
+            .map_err(|source| Error::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+        std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -33,7 +46,13 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resu
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |tmp| {
-        let mut f = std::fs::File::create(tmp).map_err(|source| Error::Io { path: tmp.to_path_buf(), source })?;
-        f.write_all(bytes).map_err(|source| Error::Io { path: tmp.to_path_buf(), source })
+        let mut f = std::fs::File::create(tmp).map_err(|source| Error::Io {
+            path: tmp.to_path_buf(),
+            source,
+        })?;
+        f.write_all(bytes).map_err(|source| Error::Io {
+            path: tmp.to_path_buf(),
+            source,
+        })
     })
 }

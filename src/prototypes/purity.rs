@@ -36,7 +36,9 @@ pub fn purity_argmax(features: &Tensor, channels: &Tensor) -> Result<Tensor> {
     let norm = vectors
         .f_norm_scalaropt_dim(2.0, [-1i64].as_slice(), false)?
         .f_clamp_min(1e-8)?;
-    let own_value = vectors.f_gather(1, &channels.f_view([b, 1])?, false)?.f_squeeze_dim(1)?;
+    let own_value = vectors
+        .f_gather(1, &channels.f_view([b, 1])?, false)?
+        .f_squeeze_dim(1)?;
     Ok(own_value.f_div(&norm)?)
 }
 
@@ -61,5 +63,7 @@ pub fn mean_purity(features: &Tensor, prototypes: &Tensor) -> Result<f64> {
     let maps = features.f_index_select(0, &rows)?;
     let channels = Tensor::f_arange(c, (Kind::Int64, features.device()))?
         .f_repeat_interleave_self_int(m, 0, None::<i64>)?;
-    Ok(purity_argmax(&maps, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?)
+    Ok(purity_argmax(&maps, &channels)?
+        .f_mean(Kind::Double)?
+        .f_double_value(&[])?)
 }

@@ -19,6 +19,29 @@ struct FnMeta {
     doc_comments: Vec<String>,
 }
 
+/// A signature as a script user reads it: `-> Result<T, Box<EvalAltResult>>`
+/// becomes `-> T`, `-> ()` is dropped, and Rust types read as Rhai's
+/// (`&mut Tensor` → `Tensor`, `&str` → `string`, `i64` → `int`, `f64` → `float`).
+pub fn clean_signature(sig: &str) -> String {
+    let sig = sig
+        .replace("get$", "")
+        .replace("&mut ", "")
+        .replace("&str", "string")
+        .replace("String", "string")
+        .replace("i64", "int")
+        .replace("f64", "float");
+    let sig = match sig.split_once("-> Result<") {
+        Some((head, ret)) => match ret.strip_suffix(", Box<EvalAltResult>>") {
+            Some(t) => format!("{head}-> {t}"),
+            None => sig,
+        },
+        None => sig,
+    };
+    sig.strip_suffix(" -> ()")
+        .map(str::to_string)
+        .unwrap_or(sig)
+}
+
 /// The Markdown reference: one section per topic, one entry per function
 /// (signature, then its doc comment with the ```rhai example).
 pub fn markdown() -> String {
@@ -30,19 +53,24 @@ pub fn markdown() -> String {
         let mut engine = Engine::new_raw();
         engine.register_global_module(Shared::new(module));
         let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
-        let meta: Meta = serde_json::from_str(&json).unwrap_or(Meta { functions: Vec::new() });
+        let meta: Meta = serde_json::from_str(&json).unwrap_or(Meta {
+            functions: Vec::new(),
+        });
         out.push_str(&format!("\n## {title}\n"));
         let mut fns: Vec<&FnMeta> = meta
             .functions
             .iter()
             .filter(|f| !f.name.starts_with("to_") || f.name == "to_array")
             .collect();
-        fns.sort_by(|a, b| a.name.cmp(&b.name).then(a.signature.cmp(&b.signature)));
+        fns.sort_by_key(|f| clean_signature(&f.signature));
         for f in fns {
-            out.push_str(&format!("\n### `{}`\n\n", f.signature.replace("get$", "")));
+            out.push_str(&format!("\n### `{}`\n\n", clean_signature(&f.signature)));
             for line in &f.doc_comments {
                 for l in line.lines() {
-                    let l = l.trim_start_matches("///").strip_prefix(' ').unwrap_or(l.trim_start_matches("///"));
+                    let l = l
+                        .trim_start_matches("///")
+                        .strip_prefix(' ')
+                        .unwrap_or(l.trim_start_matches("///"));
                     out.push_str(l);
                     out.push('\n');
                 }

@@ -29,11 +29,21 @@ impl std::error::Error for ScriptError {}
 
 impl ScriptError {
     pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
-        ScriptError { file: path.into(), line: None, column: None, message: format!("cannot read the script: {e}") }
+        ScriptError {
+            file: path.into(),
+            line: None,
+            column: None,
+            message: format!("cannot read the script: {e}"),
+        }
     }
 
     fn at(file: &Path, pos: Position, message: String) -> Self {
-        ScriptError { file: file.into(), line: pos.line(), column: pos.position(), message }
+        ScriptError {
+            file: file.into(),
+            line: pos.line(),
+            column: pos.position(),
+            message,
+        }
     }
 
     pub(crate) fn from_parse(file: &Path, e: ParseError) -> Self {
@@ -92,7 +102,11 @@ fn not_found(engine: &Engine, sig: &str) -> String {
     } else {
         format!(
             "{name} cannot take arguments {given}; expected {}",
-            known.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+            known
+                .iter()
+                .map(|s| format!("`{}`", super::docs::clean_signature(s)))
+                .collect::<Vec<_>>()
+                .join(" or ")
         )
     }
 }

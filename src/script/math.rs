@@ -3,8 +3,8 @@
 use super::rt;
 use super::tensor::ScriptTensor;
 use rhai::plugin::*;
-use rhai::{FLOAT, INT};
 use rhai::Array;
+use rhai::{FLOAT, INT};
 
 #[export_module]
 pub mod api {
@@ -94,7 +94,11 @@ pub mod api {
     /// let l = logits(v.features, v.fc_weight, v.fc_bias);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn logits(features: Tensor, weight: Tensor, bias: Tensor) -> Result<Tensor, Box<EvalAltResult>> {
+    pub fn logits(
+        features: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+    ) -> Result<Tensor, Box<EvalAltResult>> {
         rt(explain::logits(&features.0, &weight.0, &bias.0).map(ScriptTensor))
     }
 
@@ -116,8 +120,18 @@ pub mod api {
     /// let change = max_logit_change(v.features, v.fc_weight, v.fc_bias, u);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn max_logit_change(features: Tensor, weight: Tensor, bias: Tensor, u: Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
-        rt(explain::max_logit_change(&features.0, &weight.0, &bias.0, &u.0))
+    pub fn max_logit_change(
+        features: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        u: Tensor,
+    ) -> Result<FLOAT, Box<EvalAltResult>> {
+        rt(explain::max_logit_change(
+            &features.0,
+            &weight.0,
+            &bias.0,
+            &u.0,
+        ))
     }
 
     /// Top-k channels explaining each image's predicted class:
@@ -128,8 +142,16 @@ pub mod api {
     /// let top = top_channels(rotated, modified_head(v.fc_weight, u), v.fc_bias, 4);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn top_channels(rotated: Tensor, weight_modified: Tensor, bias: Tensor, k: INT) -> Result<Tensor, Box<EvalAltResult>> {
-        rt(explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, None).map(|t| ScriptTensor(t.channels)))
+    pub fn top_channels(
+        rotated: Tensor,
+        weight_modified: Tensor,
+        bias: Tensor,
+        k: INT,
+    ) -> Result<Tensor, Box<EvalAltResult>> {
+        rt(
+            explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, None)
+                .map(|t| ScriptTensor(t.channels)),
+        )
     }
 
     /// Top-k channels explaining the given class of each image: like
@@ -139,8 +161,17 @@ pub mod api {
     /// let top = top_channels(rotated, w2, v.fc_bias, 4, tensor([3, 3, 3]));
     /// ```
     #[rhai_fn(name = "top_channels", return_raw)]
-    pub fn top_channels_for(rotated: Tensor, weight_modified: Tensor, bias: Tensor, k: INT, classes: Tensor) -> Result<Tensor, Box<EvalAltResult>> {
-        rt(explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, Some(&classes.0)).map(|t| ScriptTensor(t.channels)))
+    pub fn top_channels_for(
+        rotated: Tensor,
+        weight_modified: Tensor,
+        bias: Tensor,
+        k: INT,
+        classes: Tensor,
+    ) -> Result<Tensor, Box<EvalAltResult>> {
+        rt(
+            explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, Some(&classes.0))
+                .map(|t| ScriptTensor(t.channels)),
+        )
     }
 
     /// Formats a table: header (array of strings) and rows (arrays of values) →

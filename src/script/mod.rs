@@ -34,7 +34,9 @@ pub struct HostOptions {
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { device: Device::Cpu }
+        HostOptions {
+            device: Device::Cpu,
+        }
     }
 }
 
@@ -42,7 +44,10 @@ impl Default for HostOptions {
 /// the order `epic doc` prints them.
 pub fn topics() -> Vec<(&'static str, Module)> {
     vec![
-        ("Tensors and tensor files", rhai::exported_module!(tensor::api)),
+        (
+            "Tensors and tensor files",
+            rhai::exported_module!(tensor::api),
+        ),
         ("EPIC math", rhai::exported_module!(math::api)),
         ("Training U", rhai::exported_module!(train::api)),
     ]
@@ -75,11 +80,18 @@ pub fn run_file(path: &Path, args: Map, options: &HostOptions) -> Result<Dynamic
 }
 
 /// Runs script text `source` (named `origin` in messages) with `args` bound to `args`.
-pub fn run_source(source: &str, origin: &Path, args: Map, options: &HostOptions) -> Result<Dynamic, ScriptError> {
+pub fn run_source(
+    source: &str,
+    origin: &Path,
+    args: Map,
+    options: &HostOptions,
+) -> Result<Dynamic, ScriptError> {
     let engine = engine(options);
     let mut scope = Scope::new();
     scope.push_constant("args", args);
-    let ast = engine.compile(source).map_err(|e| ScriptError::from_parse(origin, e))?;
+    let ast = engine
+        .compile(source)
+        .map_err(|e| ScriptError::from_parse(origin, e))?;
     engine
         .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
         .map_err(|e| ScriptError::from_eval(origin, &engine, *e))

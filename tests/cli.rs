@@ -1,0 +1,246 @@
+//! The `epic` binary end to end, in temporary folders: the cross-check script,
+//! `key=value` arguments, error messages with script positions, and `epic doc`.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn epic(args: &[&str], cwd: &Path) -> Output {
+    Command::new(epic_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run epic")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_script(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn crosscheck_script_reproduces_every_reference_tensor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture("reference");
+    let script = repo().join("scripts/crosscheck.rhai");
+    let o = epic(
+        &[
+            "run",
+            script.to_str().unwrap(),
+            &format!("dir={}", dir.display()),
+            "--device",
+            "cpu",
+        ],
+        tmp.path(),
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    // One row per tensor of vectors.safetensors except the five inputs, all ok.
+    let names = epic::io::load_tensors(&dir.join("vectors.safetensors")).unwrap();
+    for (name, _) in names.iter().filter(|(n, _)| {
+        !["features", "a_raw", "fc_weight", "fc_bias", "channels"].contains(&n.as_str())
+    }) {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{out}"));
+        assert!(
+            row.trim_end().ends_with("| ok   |") || row.contains("| ok "),
+            "{row}"
+        );
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(
+        out.contains("all 25 quantities match the reference"),
+        "{out}"
+    );
+}
+
+#[test]
+fn crosscheck_script_fails_on_a_tampered_vector() {
+    // The same script must notice a deviation just above its tolerance.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut tensors = epic::io::load_tensors(&fixture("reference/vectors.safetensors")).unwrap();
+    for (name, t) in tensors.iter_mut() {
+        if name == "rotated" {
+            *t = &*t + 3e-5;
+        }
+    }
+    let refs: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    epic::io::save_tensors(&refs, &tmp.path().join("vectors.safetensors")).unwrap();
+    std::fs::copy(
+        fixture("reference/expected.json"),
+        tmp.path().join("expected.json"),
+    )
+    .unwrap();
+    let script = repo().join("scripts/crosscheck.rhai");
+    let o = epic(
+        &[
+            "run",
+            script.to_str().unwrap(),
+            &format!("dir={}", tmp.path().display()),
+            "--device",
+            "cpu",
+        ],
+        tmp.path(),
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    let row = out.lines().find(|l| l.starts_with("| rotated ")).unwrap();
+    assert!(row.contains("FAIL") && row.contains("| 3.00"), "{row}");
+    assert!(
+        err.contains("crosscheck.rhai:") && err.contains("cross-check failed for [\"rotated\"]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn key_value_arguments_reach_the_script_typed_and_nested() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = write_script(
+        tmp.path(),
+        "args.rhai",
+        r#"print(`${type_of(args.n)} ${args.n + 1} ${type_of(args.lr)} ${args.model.name} ${args.flag}`);"#,
+    );
+    let o = epic(
+        &[
+            "run",
+            &s,
+            "n=41",
+            "lr=1e-3",
+            "model.name=resnet50",
+            "flag=true",
+        ],
+        tmp.path(),
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.trim(), "i64 42 f64 resnet50 true");
+
+    let o = epic(&["run", &s, "oops"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("argument \"oops\" is not key=value"));
+}
+
+#[test]
+fn script_errors_name_the_line_column_and_what_was_expected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vectors = fixture("reference/vectors.safetensors");
+    let head = format!("let v = load_tensors(\"{}\");\n", vectors.display());
+    let cases: [(&str, String, &[&str]); 5] = [
+        // A mistyped argument: the signature that exists is quoted.
+        ("types.rhai", format!("{head}\nlet r = rotate(v.features, 3);\n"), &[":3:9:", "rotate cannot take arguments (Tensor, i64)", "rotate(features: Tensor, u: Tensor) -> Tensor"]),
+        // A library error: m larger than the set.
+        ("m.rhai", format!("{head}let p = top_prototypes(channel_activation(v.features), 99);\n"), &[":2:9:", "m = 99", "24 images"]),
+        // A channel out of range.
+        ("range.rhai", format!("{head}let p = purity_argmax(v.features, tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 0, 0, 0, 0]));\n"), &[":2:9:", "channels: index 16 is out of range 0..16"]),
+        // A missing file.
+        ("missing.rhai", "let v = load_tensors(\"no/such.safetensors\");\n".into(), &[":1:9:", "no/such.safetensors", "no such file"]),
+        // A syntax error.
+        ("syntax.rhai", "let x = (;\n".into(), &[":1:10:", "syntax error"]),
+    ];
+    for (name, body, needles) in cases {
+        let s = write_script(tmp.path(), name, &body);
+        let o = epic(&["run", &s, "--device", "cpu"], tmp.path());
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(name), "{name}: file not named: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{name}: {n:?} missing from: {err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn adam_and_disentangler_handles_share_one_u() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("u.safetensors");
+    let s = write_script(
+        tmp.path(),
+        "train.rhai",
+        &format!(
+            r#"
+            seed(0);
+            let z = randn([8, 6, 3, 3]);
+            let d = disentangler("orthogonal", 6);
+            let before = d.matrix();
+            let opt = adam(d, 0.01, 0.0);
+            let ch = tensor([0, 1, 2, 3, 4, 5, 0, 1]);
+            let l0 = opt.step(z, ch);
+            let l1 = opt.step(z, ch);
+            print(`${{opt.steps}} ${{d.kind}} ${{d.channels}} ${{max_abs_diff(before, d.matrix()) > 0.0}} ${{l1 < l0}}`);
+            print(d);
+            save_tensors(#{{ A_raw: d.a_raw(), U: d.matrix() }}, "{}");
+            "#,
+            out.display()
+        ),
+    );
+    let o = epic(&["run", &s, "--device", "cpu"], tmp.path());
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "2 orthogonal 6 true true");
+    assert_eq!(lines[1], "Disentangler(orthogonal, C = 6, cpu)");
+    let saved: std::collections::HashMap<_, _> =
+        epic::io::load_tensors(&out).unwrap().into_iter().collect();
+    assert_eq!(saved["U"].size(), [6, 6]);
+    let u = epic::disentangle::orthogonal_matrix(&saved["A_raw"]).unwrap();
+    assert!(max_abs_diff(&u, &saved["U"]) < 1e-6);
+}
+
+#[test]
+fn epic_doc_matches_docs_reference_md() {
+    let o = epic(&["doc"], repo());
+    assert!(o.status.success());
+    let generated = String::from_utf8(o.stdout).unwrap();
+    let committed = std::fs::read_to_string(repo().join("docs/reference.md")).unwrap_or_default();
+    assert!(
+        generated == committed,
+        "docs/reference.md is stale: run `cargo run -- doc > docs/reference.md`"
+    );
+    // Every function the cross-check relies on is documented with an example.
+    for f in [
+        "load_tensors",
+        "save_tensors",
+        "orthogonal_matrix",
+        "invertible_matrix",
+        "rotate",
+        "channel_activation",
+        "top_prototypes",
+        "purity_argmax",
+        "modified_head",
+        "top_channels",
+        "disentangler",
+        "adam",
+        "step",
+        "shape",
+        "select_rows",
+        "max_abs_diff",
+        "to_array",
+    ] {
+        let head = format!("### `{f}(");
+        let at = generated
+            .find(&head)
+            .unwrap_or_else(|| panic!("{f} undocumented"));
+        let section = &generated[at..];
+        let end = section[4..]
+            .find("\n### ")
+            .map(|e| e + 4)
+            .unwrap_or(section.len());
+        assert!(section[..end].contains("```rhai"), "{f} has no example");
+    }
+}
