@@ -18,9 +18,10 @@ if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust (rustup) first"; exit 1
 fi
 
-# apt packages: a C++ compiler for torch-sys's glue, python venv support.
+# apt packages: a C++ compiler for torch-sys's glue, readelf for the link test, venv support.
 need_apt=()
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v readelf >/dev/null 2>&1 || need_apt+=(binutils)
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing apt packages: ${need_apt[*]}"
@@ -32,10 +33,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 
-have=$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+have=$(.venv/bin/python -c 'import numpy, torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
 if [ "$have" != "$TORCH_VERSION" ]; then
-    log "installing torch==$TORCH_VERSION into .venv (first time: several minutes)"
-    .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION"
+    log "installing torch==$TORCH_VERSION and numpy into .venv (first time: several minutes)"
+    .venv/bin/pip install --quiet --progress-bar off "torch==$TORCH_VERSION" numpy
 else
     log "torch $have already in .venv"
 fi
