@@ -140,7 +140,9 @@ fn script_errors_name_the_line_column_and_what_was_expected() {
     let tmp = tempfile::tempdir().unwrap();
     let vectors = fixture("reference/vectors.safetensors");
     let head = format!("let v = load_tensors(\"{}\");\n", vectors.display());
-    let cases: [(&str, String, &[&str]); 5] = [
+    std::fs::write(tmp.path().join("corrupt.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
+    std::fs::write(tmp.path().join("file"), b"a file, not a folder").unwrap();
+    let cases: [(&str, String, &[&str]); 8] = [
         // A mistyped argument: the signature that exists is quoted.
         ("types.rhai", format!("{head}\nlet r = rotate(v.features, 3);\n"), &[":3:9:", "rotate cannot take arguments (Tensor, i64)", "rotate(features: Tensor, u: Tensor) -> Tensor"]),
         // A library error: m larger than the set.
@@ -149,6 +151,12 @@ fn script_errors_name_the_line_column_and_what_was_expected() {
         ("range.rhai", format!("{head}let p = purity_argmax(v.features, tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 0, 0, 0, 0]));\n"), &[":2:9:", "channels: index 16 is out of range 0..16"]),
         // A missing file.
         ("missing.rhai", "let v = load_tensors(\"no/such.safetensors\");\n".into(), &[":1:9:", "no/such.safetensors", "no such file"]),
+        // A corrupt tensor file.
+        ("corrupt.rhai", "let v = load_tensors(\"corrupt.safetensors\");\n".into(), &[":1:9:", "corrupt.safetensors", "not a readable safetensors file"]),
+        // An output folder that cannot be created.
+        ("unwritable.rhai", "save_tensors(#{ z: zeros([2]) }, \"file/out.safetensors\");\n".into(), &[":1:1:", "file"]),
+        // A wrong disentangler kind.
+        ("kind.rhai", "let d = disentangler(\"rotation\", 4);\n".into(), &[":1:9:", "\"rotation\"", "use \"orthogonal\" or \"invertible\""]),
         // A syntax error.
         ("syntax.rhai", "let x = (;\n".into(), &[":1:10:", "syntax error"]),
     ];
