@@ -49,9 +49,10 @@ pub enum Error {
     #[error("{what}: {why}")]
     Invalid { what: String, why: String },
 
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a file failed; `action` says what epic was doing.
+    #[error("cannot {action} {path}: {source}")]
     Io {
+        action: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,

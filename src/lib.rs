@@ -12,6 +12,7 @@
 //! - [`disentangle`]: U's parametrisations, Adam, the prototype-count schedules;
 //! - [`explain`]: the modified head and the channels that explain a prediction;
 //! - [`io`]: tensor files and atomic writes;
+//! - [`model`]: networks and their weights (so far: `.pth` checkpoints, read safely);
 //! - [`script`]: the Rhai engine that exposes all of it to experiment scripts.
 //!
 //! Everything works on any libtorch device, in f32, and returns [`Error`] instead
@@ -23,6 +24,7 @@ pub mod error;
 pub mod explain;
 pub mod features;
 pub mod io;
+pub mod model;
 pub mod prototypes;
 pub mod report;
 pub mod script;

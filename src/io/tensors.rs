@@ -13,6 +13,7 @@ pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
         let source =
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file; check the path");
         return Err(Error::Io {
+            action: "read",
             path: path.to_path_buf(),
             source,
         });
