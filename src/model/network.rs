@@ -1,0 +1,238 @@
+//! A pretrained classifier split where EPIC needs it: a backbone that maps images
+//! to a feature map Z [B,C,h,w], and a head that is global average pooling plus a
+//! linear layer (A, b). head(backbone(x)) equals the full network's logits.
+use super::layers::Linear;
+use super::params::Params;
+use super::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// The part of a network before global average pooling.
+pub trait Backbone {
+    /// Normalised images [B,3,H,W] f32 → feature map [B,C,h,w] f32.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+/// How images are prepared for a network: resize the shorter side to `resize`
+/// (bilinear, antialiased), center-crop `crop`, scale to [0,1], then (x − mean)/std.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    pub resize: i64,
+    pub crop: i64,
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+}
+
+impl Preprocess {
+    /// torchvision's ImageNet eval preset: 256 → 224, ImageNet mean/std.
+    pub const IMAGENET: Preprocess = Preprocess {
+        resize: 256,
+        crop: 224,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+    /// EfficientNet-Lite's: 256 → 224, x = (pixel − 127)/128 on the 0–255 scale.
+    pub const LITE: Preprocess = Preprocess {
+        resize: 256,
+        crop: 224,
+        mean: [127.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+    };
+}
+
+/// What an architecture builder returns.
+pub struct Parts {
+    pub backbone: Box<dyn Backbone>,
+    /// The linear layer after pooling.
+    pub head: Linear,
+    /// The head's state-dict prefix (`fc`, `classifier`, `classifier.2`, `_fc`).
+    pub head_prefix: &'static str,
+    pub channels: i64,
+    pub preprocess: Preprocess,
+}
+
+/// A classifier with its weights, split into backbone and head.
+pub struct Network {
+    name: String,
+    backbone: Box<dyn Backbone>,
+    head: Linear,
+    head_prefix: &'static str,
+    channels: i64,
+    preprocess: Preprocess,
+    params: BTreeMap<String, Tensor>,
+    device: Device,
+}
+
+/// Every architecture name [`Network::new`] knows.
+pub const ARCHITECTURES: &[&str] = &["efficientnet_lite0"];
+
+impl Network {
+    /// Builds architecture `name` with `num_classes` outputs on `device`; parameters
+    /// are zero until [`load_state_dict`](Self::load_state_dict) or
+    /// [`load_weights`](Self::load_weights).
+    pub fn new(name: &str, num_classes: i64, device: Device) -> Result<Self> {
+        if num_classes < 1 {
+            return Err(Error::Format {
+                path: name.into(),
+                why: format!("num_classes = {num_classes}; must be at least 1"),
+            });
+        }
+        let p = Params::new(device);
+        let parts = match name {
+            "efficientnet_lite0" => super::efficientnet_lite::lite0(&p, num_classes)?,
+            other => {
+                return Err(Error::Format {
+                    path: other.into(),
+                    why: format!("unknown model; known: {}", ARCHITECTURES.join(", ")),
+                })
+            }
+        };
+        Ok(Network {
+            name: name.to_string(),
+            backbone: parts.backbone,
+            head: parts.head,
+            head_prefix: parts.head_prefix,
+            channels: parts.channels,
+            preprocess: parts.preprocess,
+            params: p.into_map(),
+            device,
+        })
+    }
+
+    /// The architecture name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// C, the channels of the feature map.
+    pub fn channels(&self) -> i64 {
+        self.channels
+    }
+
+    /// K, the number of classes.
+    pub fn num_classes(&self) -> i64 {
+        self.head.weight.size()[0]
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// How to prepare images for this network.
+    pub fn preprocess(&self) -> Preprocess {
+        self.preprocess
+    }
+
+    /// Overrides the resize and crop sizes.
+    pub fn set_sizes(&mut self, resize: i64, crop: i64) {
+        self.preprocess.resize = resize;
+        self.preprocess.crop = crop;
+    }
+
+    /// The head's weight A [K,C].
+    pub fn head_weight(&self) -> &Tensor {
+        &self.head.weight
+    }
+
+    /// The head's bias b [K].
+    pub fn head_bias(&self) -> &Tensor {
+        &self.head.bias
+    }
+
+    /// Parameter names and shapes, in name order.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        self.params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.size()))
+            .collect()
+    }
+
+    /// Feature maps: normalised images [B,3,H,W] → Z [B,C,h,w], without gradients.
+    pub fn features(&self, images: &Tensor) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        if images.dim() != 4 || images.size()[1] != 3 {
+            return Err(Error::Format {
+                path: self.name.clone().into(),
+                why: format!("images must be [B,3,H,W], got {:?}", images.size()),
+            });
+        }
+        self.backbone
+            .forward(&images.f_to_device(self.device)?.f_to_kind(Kind::Float)?)
+    }
+
+    /// Logits from feature maps: avgpool then the head, Z [B,C,h,w] → [B,K].
+    pub fn head_logits(&self, z: &Tensor) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        self.head
+            .forward(&z.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?)
+    }
+
+    /// Logits of the whole network: normalised images [B,3,H,W] → [B,K].
+    pub fn logits(&self, images: &Tensor) -> Result<Tensor> {
+        self.head_logits(&self.features(images)?)
+    }
+
+    /// Copies a state dict's tensors into the network, by torchvision name.
+    ///
+    /// Every parameter must be present with its shape; `num_batches_tracked`
+    /// counters are ignored. Otherwise the error lists the missing and unexpected
+    /// keys and the shape mismatches, and nothing is changed.
+    pub fn load_state_dict(&mut self, state: &[(String, Tensor)], origin: &Path) -> Result<()> {
+        let given: BTreeMap<&str, &Tensor> = state.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let missing: Vec<String> = self
+            .params
+            .keys()
+            .filter(|k| !given.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        let unexpected: Vec<String> = given
+            .keys()
+            .filter(|k| !self.params.contains_key(**k) && !k.ends_with("num_batches_tracked"))
+            .map(|k| k.to_string())
+            .collect();
+        let shapes: Vec<(String, Vec<i64>, Vec<i64>)> = self
+            .params
+            .iter()
+            .filter_map(|(k, v)| {
+                given
+                    .get(k.as_str())
+                    .filter(|g| g.size() != v.size())
+                    .map(|g| (k.clone(), v.size(), g.size()))
+            })
+            .collect();
+        if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
+            return Err(Error::Mismatch {
+                path: origin.into(),
+                model: self.name.clone(),
+                head: self.head_prefix,
+                missing,
+                unexpected,
+                shapes,
+            });
+        }
+        let _guard = tch::no_grad_guard();
+        for (k, v) in self.params.iter_mut() {
+            let src = given[k.as_str()]
+                .f_to_device(self.device)?
+                .f_to_kind(Kind::Float)?;
+            v.f_copy_(&src)?;
+        }
+        Ok(())
+    }
+
+    /// Loads weights from a file: `.safetensors`, or a `.pth` (zip or legacy, a
+    /// state dict or a checkpoint dict with a `model`/`state_dict` entry).
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        let state = if path.extension().is_some_and(|e| e == "safetensors") {
+            crate::io::load_tensors(path).map_err(|e| Error::Format {
+                path: path.into(),
+                why: e.to_string(),
+            })?
+        } else {
+            super::pth::read_pth(path)?.state_dict(None)?
+        };
+        self.load_state_dict(&state, path)
+    }
+}
