@@ -65,18 +65,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A state dict does not fit the architecture.
-    #[error(
-        "{path}: weights do not fit {model}:{}",
-        mismatch_details(missing, unexpected, shapes, head)
-    )]
-    Mismatch {
-        path: PathBuf,
-        model: String,
-        head: &'static str,
-        missing: Vec<String>,
-        unexpected: Vec<String>,
-        shapes: Vec<(String, Vec<i64>, Vec<i64>)>,
-    },
+    #[error("{}", .0)]
+    Mismatch(Box<Mismatch>),
     /// libtorch refused an operation.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -85,41 +75,59 @@ pub enum Error {
 /// Short for `std::result::Result<T, epic::model::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The body of a [`Error::Mismatch`] message: up to 8 names per list, then advice.
-fn mismatch_details(
-    missing: &[String],
-    unexpected: &[String],
-    shapes: &[(String, Vec<i64>, Vec<i64>)],
-    head: &str,
-) -> String {
-    let list = |v: &[String]| {
-        let mut s = v.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
-        if v.len() > 8 {
-            s.push_str(&format!(", … ({} in all)", v.len()));
+/// How a state dict fails to fit an architecture.
+#[derive(Debug)]
+pub struct Mismatch {
+    pub path: PathBuf,
+    pub model: String,
+    /// The head's state-dict prefix, to tell a head-only mismatch apart.
+    pub head: &'static str,
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+    /// (name, the model's shape, the file's shape)
+    pub shapes: Vec<(String, Vec<i64>, Vec<i64>)>,
+}
+
+impl std::fmt::Display for Mismatch {
+    /// Up to 8 names per list, then advice.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| {
+            let mut s = v.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 8 {
+                s.push_str(&format!(", … ({} in all)", v.len()));
+            }
+            s
+        };
+        write!(
+            f,
+            "{}: weights do not fit {}:",
+            self.path.display(),
+            self.model
+        )?;
+        if !self.missing.is_empty() {
+            write!(f, "\n  missing keys: {}", list(&self.missing))?;
         }
-        s
-    };
-    let mut out = String::new();
-    if !missing.is_empty() {
-        out.push_str(&format!("\n  missing keys: {}", list(missing)));
+        if !self.unexpected.is_empty() {
+            write!(f, "\n  unexpected keys: {}", list(&self.unexpected))?;
+        }
+        if !self.shapes.is_empty() {
+            let v: Vec<String> = self
+                .shapes
+                .iter()
+                .map(|(k, want, got)| format!("{k} {got:?} (model wants {want:?})"))
+                .collect();
+            write!(f, "\n  shape mismatches: {}", list(&v))?;
+        }
+        let head_only = self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.shapes.iter().all(|(k, ..)| k.starts_with(self.head));
+        if head_only {
+            write!(f, "\n  only the head ({}) differs: set model.num_classes to the checkpoint's number of classes", self.head)
+        } else {
+            write!(
+                f,
+                "\n  are these weights for another architecture? check model.name"
+            )
+        }
     }
-    if !unexpected.is_empty() {
-        out.push_str(&format!("\n  unexpected keys: {}", list(unexpected)));
-    }
-    if !shapes.is_empty() {
-        let v: Vec<String> = shapes
-            .iter()
-            .map(|(k, want, got)| format!("{k} {got:?} (model wants {want:?})"))
-            .collect();
-        out.push_str(&format!("\n  shape mismatches: {}", list(&v)));
-    }
-    let head_only = missing.is_empty()
-        && unexpected.is_empty()
-        && shapes.iter().all(|(k, ..)| k.starts_with(head));
-    if head_only {
-        out.push_str(&format!("\n  only the head ({head}) differs: set model.num_classes to the checkpoint's number of classes"));
-    } else {
-        out.push_str("\n  are these weights for another architecture? check model.name");
-    }
-    out
 }

@@ -203,14 +203,14 @@ impl Network {
             })
             .collect();
         if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
-            return Err(Error::Mismatch {
+            return Err(Error::Mismatch(Box::new(super::Mismatch {
                 path: origin.into(),
                 model: self.name.clone(),
                 head: self.head_prefix,
                 missing,
                 unexpected,
                 shapes,
-            });
+            })));
         }
         let _guard = tch::no_grad_guard();
         for (k, v) in self.params.iter_mut() {
