@@ -18,11 +18,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust (rustup) first"; exit 1
 fi
 
-# apt packages: a C++ compiler for torch-sys's glue, readelf for the link test, venv support.
+# apt packages: a C++ compiler for torch-sys's glue, readelf for the link test,
+# venv support.
 need_apt=()
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v readelf >/dev/null 2>&1 || need_apt+=(binutils)
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# Fashion-MNIST, the demo's and the tests' real data set.
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing apt packages: ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -1,0 +1,64 @@
+//! Data sets of labelled images and the path from a file to a network's input:
+//! decoding any common image to RGB ([`image`]), a model's eval transform
+//! ([`transform`]), torchvision-ordered image folders ([`folder`]), Fashion-MNIST's
+//! IDX files ([`fashion_mnist`]), and batches decoded in parallel while the
+//! backbone works on the previous one ([`loader`]).
+pub mod fashion_mnist;
+pub mod folder;
+pub mod image;
+pub mod loader;
+pub mod transform;
+
+pub use fashion_mnist::FashionMnist;
+pub use folder::ImageFolder;
+pub use loader::{Batch, Loader};
+
+use std::path::PathBuf;
+
+/// What went wrong reading a data set or an image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An image file could not be read or decoded.
+    #[error("{path}: cannot decode the image ({why}); remove or replace the file")]
+    Decode { path: PathBuf, why: String },
+    /// A data set folder does not have the expected layout.
+    #[error("{path}: {why}")]
+    Layout { path: PathBuf, why: String },
+    /// Reading a file or folder failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An index outside the data set.
+    #[error("image {index} is out of range: the data set has {len} images")]
+    OutOfRange { index: usize, len: usize },
+    /// libtorch refused an operation.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// Short for `std::result::Result<T, epic::data::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A labelled image collection with a stable order.
+pub trait Dataset: Send + Sync {
+    /// Number of images.
+    fn len(&self) -> usize;
+    /// Whether there are no images.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Class index of image `i`.
+    fn label(&self, i: usize) -> i64;
+    /// Class names, by class index.
+    fn class_names(&self) -> &[String];
+    /// Decodes image `i` to RGB.
+    fn image(&self, i: usize) -> Result<::image::RgbImage>;
+    /// A human-readable name of image `i` (its path, or set and index).
+    fn describe(&self, i: usize) -> String;
+    /// A string that changes whenever the images or their order change: the
+    /// feature bank's cache key includes it.
+    fn fingerprint(&self) -> String;
+}
