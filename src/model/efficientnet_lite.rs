@@ -34,17 +34,7 @@ struct SameConv {
 
 impl SameConv {
     fn new(p: &Params, cin: i64, cout: i64, kernel: i64, stride: i64, groups: i64) -> Result<Self> {
-        let conv = Conv2d::new(
-            p,
-            cin,
-            cout,
-            kernel,
-            ConvOpts {
-                stride,
-                groups,
-                ..Default::default()
-            },
-        )?;
+        let conv = Conv2d::new(p, cin, cout, kernel, ConvOpts { stride, groups, ..Default::default() })?;
         Ok(SameConv { conv, kernel })
     }
 
@@ -128,14 +118,7 @@ pub fn lite0(p: &Params, num_classes: i64) -> Result<Parts> {
     for &(k, stride, expand, cin, cout, repeats) in &LITE0_STAGES {
         for r in 0..repeats {
             let (s, c_in) = if r == 0 { (stride, cin) } else { (1, cout) };
-            blocks.push(MbConv::new(
-                &p.pp("_blocks").pp(blocks.len()),
-                k,
-                s,
-                expand,
-                c_in,
-                cout,
-            )?);
+            blocks.push(MbConv::new(&p.pp("_blocks").pp(blocks.len()), k, s, expand, c_in, cout)?);
         }
     }
     let backbone = LiteBackbone {

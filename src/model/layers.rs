@@ -24,41 +24,19 @@ pub struct ConvOpts {
 
 impl Default for ConvOpts {
     fn default() -> Self {
-        ConvOpts {
-            stride: 1,
-            padding: 0,
-            groups: 1,
-            bias: false,
-        }
+        ConvOpts { stride: 1, padding: 0, groups: 1, bias: false }
     }
 }
 
 impl Conv2d {
     pub fn new(p: &Params, cin: i64, cout: i64, k: i64, o: ConvOpts) -> Result<Self> {
         let weight = p.tensor("weight", &[cout, cin / o.groups, k, k])?;
-        let bias = if o.bias {
-            Some(p.tensor("bias", &[cout])?)
-        } else {
-            None
-        };
-        Ok(Conv2d {
-            weight,
-            bias,
-            stride: o.stride,
-            padding: o.padding,
-            groups: o.groups,
-        })
+        let bias = if o.bias { Some(p.tensor("bias", &[cout])?) } else { None };
+        Ok(Conv2d { weight, bias, stride: o.stride, padding: o.padding, groups: o.groups })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_conv2d(
-            &self.weight,
-            self.bias.as_ref(),
-            [self.stride; 2],
-            [self.padding; 2],
-            [1i64; 2],
-            self.groups,
-        )?)
+        Ok(x.f_conv2d(&self.weight, self.bias.as_ref(), [self.stride; 2], [self.padding; 2], [1i64; 2], self.groups)?)
     }
 }
 
@@ -104,10 +82,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(p: &Params, cin: i64, cout: i64) -> Result<Self> {
-        Ok(Linear {
-            weight: p.tensor("weight", &[cout, cin])?,
-            bias: p.tensor("bias", &[cout])?,
-        })
+        Ok(Linear { weight: p.tensor("weight", &[cout, cin])?, bias: p.tensor("bias", &[cout])? })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -124,11 +99,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn new(p: &Params, c: i64, eps: f64) -> Result<Self> {
-        Ok(LayerNorm {
-            weight: p.tensor("weight", &[c])?,
-            bias: p.tensor("bias", &[c])?,
-            eps,
-        })
+        Ok(LayerNorm { weight: p.tensor("weight", &[c])?, bias: p.tensor("bias", &[c])?, eps })
     }
 
     /// Normalises `x` [..., C] over C.
@@ -139,8 +110,18 @@ impl LayerNorm {
 
     /// Normalises `x` [B,C,H,W] over C at every pixel (torchvision's LayerNorm2d).
     pub fn forward_2d(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(&x.f_permute([0, 2, 3, 1])?)?
-            .f_permute([0, 3, 1, 2])
-            .map_err(Into::into)
+        self.forward(&x.f_permute([0, 2, 3, 1])?)?.f_permute([0, 3, 1, 2]).map_err(Into::into)
     }
+}
+
+/// Max pooling over `k`×`k` windows with `stride` and zero `padding` (ignored
+/// cells, as in PyTorch): [B,C,H,W] → [B,C,H',W'].
+pub fn max_pool2d(x: &Tensor, k: i64, stride: i64, padding: i64) -> Result<Tensor> {
+    Ok(x.f_max_pool2d([k; 2], [stride; 2], [padding; 2], [1i64; 2], false)?)
+}
+
+/// Average pooling over `k`×`k` windows with `stride`, no padding:
+/// [B,C,H,W] → [B,C,H',W'].
+pub fn avg_pool2d(x: &Tensor, k: i64, stride: i64) -> Result<Tensor> {
+    Ok(x.f_avg_pool2d([k; 2], [stride; 2], [0i64; 2], false, true, None)?)
 }

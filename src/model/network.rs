@@ -3,6 +3,7 @@
 //! linear layer (A, b). head(backbone(x)) equals the full network's logits.
 use super::layers::Linear;
 use super::params::Params;
+use super::{convnext, densenet, resnet};
 use super::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,19 +27,11 @@ pub struct Preprocess {
 
 impl Preprocess {
     /// torchvision's ImageNet eval preset: 256 → 224, ImageNet mean/std.
-    pub const IMAGENET: Preprocess = Preprocess {
-        resize: 256,
-        crop: 224,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
+    pub const IMAGENET: Preprocess =
+        Preprocess { resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
     /// EfficientNet-Lite's: 256 → 224, x = (pixel − 127)/128 on the 0–255 scale.
-    pub const LITE: Preprocess = Preprocess {
-        resize: 256,
-        crop: 224,
-        mean: [127.0 / 255.0; 3],
-        std: [128.0 / 255.0; 3],
-    };
+    pub const LITE: Preprocess =
+        Preprocess { resize: 256, crop: 224, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] };
 }
 
 /// What an architecture builder returns.
@@ -61,11 +54,28 @@ pub struct Network {
     channels: i64,
     preprocess: Preprocess,
     params: BTreeMap<String, Tensor>,
+    /// Applied to every key of a state dict before matching (DenseNet's legacy names).
+    rename: Option<KeyRenamer>,
     device: Device,
 }
 
 /// Every architecture name [`Network::new`] knows.
-pub const ARCHITECTURES: &[&str] = &["efficientnet_lite0"];
+pub const ARCHITECTURES: &[&str] = &[
+    "efficientnet_lite0",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "convnext_tiny",
+    "convnext_small",
+    "convnext_base",
+    "convnext_large",
+];
+
+/// Maps a checkpoint's key to the architecture's name for it (legacy renames).
+pub type KeyRenamer = fn(&str) -> String;
 
 impl Network {
     /// Builds architecture `name` with `num_classes` outputs on `device`; parameters
@@ -79,8 +89,22 @@ impl Network {
             });
         }
         let p = Params::new(device);
+        let mut rename: Option<KeyRenamer> = None;
         let parts = match name {
             "efficientnet_lite0" => super::efficientnet_lite::lite0(&p, num_classes)?,
+            "resnet18" => resnet::resnet18(&p, num_classes)?,
+            "resnet34" => resnet::resnet34(&p, num_classes)?,
+            "resnet50" => resnet::resnet50(&p, num_classes)?,
+            "resnet101" => resnet::resnet101(&p, num_classes)?,
+            "resnet152" => resnet::resnet152(&p, num_classes)?,
+            "densenet121" => {
+                rename = Some(densenet::rename_legacy_key);
+                densenet::densenet121(&p, num_classes)?
+            }
+            "convnext_tiny" => convnext::convnext_tiny(&p, num_classes)?,
+            "convnext_small" => convnext::convnext_small(&p, num_classes)?,
+            "convnext_base" => convnext::convnext_base(&p, num_classes)?,
+            "convnext_large" => convnext::convnext_large(&p, num_classes)?,
             other => {
                 return Err(Error::Format {
                     path: other.into(),
@@ -96,6 +120,7 @@ impl Network {
             channels: parts.channels,
             preprocess: parts.preprocess,
             params: p.into_map(),
+            rename,
             device,
         })
     }
@@ -143,10 +168,7 @@ impl Network {
 
     /// Parameter names and shapes, in name order.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
-        self.params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.size()))
-            .collect()
+        self.params.iter().map(|(k, v)| (k.clone(), v.size())).collect()
     }
 
     /// Feature maps: normalised images [B,3,H,W] → Z [B,C,h,w], without gradients.
@@ -158,15 +180,13 @@ impl Network {
                 why: format!("images must be [B,3,H,W], got {:?}", images.size()),
             });
         }
-        self.backbone
-            .forward(&images.f_to_device(self.device)?.f_to_kind(Kind::Float)?)
+        self.backbone.forward(&images.f_to_device(self.device)?.f_to_kind(Kind::Float)?)
     }
 
     /// Logits from feature maps: avgpool then the head, Z [B,C,h,w] → [B,K].
     pub fn head_logits(&self, z: &Tensor) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
-        self.head
-            .forward(&z.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?)
+        self.head.forward(&z.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?)
     }
 
     /// Logits of the whole network: normalised images [B,3,H,W] → [B,K].
@@ -178,15 +198,14 @@ impl Network {
     ///
     /// Every parameter must be present with its shape; `num_batches_tracked`
     /// counters are ignored. Otherwise the error lists the missing and unexpected
-    /// keys and the shape mismatches, and nothing is changed.
+    /// keys and the shape mismatches, and nothing is changed. Keys pass through the
+    /// architecture's legacy renaming first, if it has one (DenseNet:
+    /// [`rename_legacy_key`](super::densenet::rename_legacy_key)).
     pub fn load_state_dict(&mut self, state: &[(String, Tensor)], origin: &Path) -> Result<()> {
-        let given: BTreeMap<&str, &Tensor> = state.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let missing: Vec<String> = self
-            .params
-            .keys()
-            .filter(|k| !given.contains_key(k.as_str()))
-            .cloned()
-            .collect();
+        let renamed: Vec<(String, &Tensor)> =
+            state.iter().map(|(k, v)| (self.rename.map_or_else(|| k.clone(), |f| f(k)), v)).collect();
+        let given: BTreeMap<&str, &Tensor> = renamed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let missing: Vec<String> = self.params.keys().filter(|k| !given.contains_key(k.as_str())).cloned().collect();
         let unexpected: Vec<String> = given
             .keys()
             .filter(|k| !self.params.contains_key(**k) && !k.ends_with("num_batches_tracked"))
@@ -196,10 +215,7 @@ impl Network {
             .params
             .iter()
             .filter_map(|(k, v)| {
-                given
-                    .get(k.as_str())
-                    .filter(|g| g.size() != v.size())
-                    .map(|g| (k.clone(), v.size(), g.size()))
+                given.get(k.as_str()).filter(|g| g.size() != v.size()).map(|g| (k.clone(), v.size(), g.size()))
             })
             .collect();
         if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
@@ -214,9 +230,7 @@ impl Network {
         }
         let _guard = tch::no_grad_guard();
         for (k, v) in self.params.iter_mut() {
-            let src = given[k.as_str()]
-                .f_to_device(self.device)?
-                .f_to_kind(Kind::Float)?;
+            let src = given[k.as_str()].f_to_device(self.device)?.f_to_kind(Kind::Float)?;
             v.f_copy_(&src)?;
         }
         Ok(())
@@ -226,13 +240,29 @@ impl Network {
     /// state dict or a checkpoint dict with a `model`/`state_dict` entry).
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
         let state = if path.extension().is_some_and(|e| e == "safetensors") {
-            crate::io::load_tensors(path).map_err(|e| Error::Format {
-                path: path.into(),
-                why: e.to_string(),
-            })?
+            crate::io::load_tensors(path).map_err(|e| Error::Format { path: path.into(), why: e.to_string() })?
         } else {
             super::pth::read_pth(path)?.state_dict(None)?
         };
         self.load_state_dict(&state, path)
+    }
+}
+
+impl Network {
+    /// A hash of the architecture name and every parameter's name, shape and
+    /// bytes (32 hex digits): equal fingerprints mean the same weights.
+    pub fn weights_fingerprint(&self) -> Result<String> {
+        let mut h = crate::io::Fingerprint::new();
+        h.add_str(&self.name);
+        for (name, t) in &self.params {
+            h.add_str(name);
+            for d in t.size() {
+                h.add_u64(d as u64);
+            }
+            let host = t.f_to_device(Device::Cpu)?.f_contiguous()?;
+            let bytes = Vec::<u8>::try_from(host.f_view_dtype(Kind::Uint8)?.f_reshape([-1])?)?;
+            h.add_words(&bytes);
+        }
+        Ok(h.hex())
     }
 }

@@ -22,25 +22,13 @@ pub struct Params {
 impl Params {
     /// An empty store on `device`.
     pub fn new(device: Device) -> Self {
-        Params {
-            prefix: String::new(),
-            store: Rc::default(),
-            device,
-        }
+        Params { prefix: String::new(), store: Rc::default(), device }
     }
 
     /// The sub-path `prefix.name`.
     pub fn pp(&self, name: impl std::fmt::Display) -> Self {
-        let prefix = if self.prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}.{name}", self.prefix)
-        };
-        Params {
-            prefix,
-            store: self.store.clone(),
-            device: self.device,
-        }
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        Params { prefix, store: self.store.clone(), device: self.device }
     }
 
     /// The device parameters are created on.
@@ -65,10 +53,6 @@ impl Params {
 
     /// All parameters by name (shallow clones sharing storage with the layers).
     pub fn into_map(self) -> BTreeMap<String, Tensor> {
-        self.store
-            .borrow()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.shallow_clone()))
-            .collect()
+        self.store.borrow().iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect()
     }
 }

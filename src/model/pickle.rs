@@ -113,23 +113,16 @@ fn resolve_global(module: &str, name: &str) -> Result<Global, PickleError> {
         ("collections", "OrderedDict") => Ok(Global::OrderedDict),
         ("torch._utils", "_rebuild_tensor_v2") => Ok(Global::RebuildTensorV2),
         ("torch._utils", "_rebuild_parameter") => Ok(Global::RebuildParameter),
-        ("torch", s) => storage_kind(s)
-            .map(Global::StorageType)
-            .ok_or_else(|| PickleError::Refused(format!("{module}.{name}"))),
+        ("torch", s) => {
+            storage_kind(s).map(Global::StorageType).ok_or_else(|| PickleError::Refused(format!("{module}.{name}")))
+        }
         _ => Err(PickleError::Refused(format!("{module}.{name}"))),
     }
 }
 
 /// Reads one pickle from `data`; returns the value and the number of bytes consumed.
 pub fn read(data: &[u8]) -> Result<(Value, usize), PickleError> {
-    Machine {
-        data,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    }
-    .run()
+    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
 }
 
 struct Machine<'a> {
@@ -142,10 +135,7 @@ struct Machine<'a> {
 
 impl Machine<'_> {
     fn bad(&self, why: impl Into<String>) -> PickleError {
-        PickleError::Malformed {
-            at: self.pos,
-            why: why.into(),
-        }
+        PickleError::Malformed { at: self.pos, why: why.into() }
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8], PickleError> {
@@ -162,15 +152,11 @@ impl Machine<'_> {
     }
 
     fn u16(&mut self) -> Result<u16, PickleError> {
-        Ok(u16::from_le_bytes(
-            self.take(2)?.try_into().expect("2 bytes"),
-        ))
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
     }
 
     fn u32(&mut self) -> Result<u32, PickleError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
 
     fn line(&mut self) -> Result<String, PickleError> {
@@ -186,9 +172,7 @@ impl Machine<'_> {
 
     fn string(&mut self, n: usize) -> Result<Value, PickleError> {
         let bytes = self.take(n)?.to_vec();
-        String::from_utf8(bytes)
-            .map(Value::Str)
-            .map_err(|_| self.bad("string is not UTF-8"))
+        String::from_utf8(bytes).map(Value::Str).map_err(|_| self.bad("string is not UTF-8"))
     }
 
     fn pop(&mut self) -> Result<Value, PickleError> {
@@ -196,10 +180,7 @@ impl Machine<'_> {
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
-        let mark = self
-            .marks
-            .pop()
-            .ok_or_else(|| self.bad("no MARK on the stack"))?;
+        let mark = self.marks.pop().ok_or_else(|| self.bad("no MARK on the stack"))?;
         if mark > self.stack.len() {
             return Err(self.bad("MARK above the stack"));
         }
@@ -208,10 +189,7 @@ impl Machine<'_> {
 
     fn top(&mut self) -> Result<&mut Value, PickleError> {
         let at = self.pos;
-        self.stack.last_mut().ok_or(PickleError::Malformed {
-            at,
-            why: "empty stack".into(),
-        })
+        self.stack.last_mut().ok_or(PickleError::Malformed { at, why: "empty stack".into() })
     }
 
     fn run(mut self) -> Result<(Value, usize), PickleError> {
@@ -315,31 +293,20 @@ impl Machine<'_> {
                     self.memo.insert(i, v);
                 }
                 b'h' | b'j' => {
-                    let i = if op == b'h' {
-                        self.u8()? as u32
-                    } else {
-                        self.u32()?
-                    };
-                    let v = self
-                        .memo
-                        .get(&i)
-                        .cloned()
-                        .ok_or_else(|| self.bad(format!("memo {i} is not set")))?;
+                    let i = if op == b'h' { self.u8()? as u32 } else { self.u32()? };
+                    let v = self.memo.get(&i).cloned().ok_or_else(|| self.bad(format!("memo {i} is not set")))?;
                     self.stack.push(v);
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack
-                        .push(Value::Global(resolve_global(&module, &name)?));
+                    self.stack.push(Value::Global(resolve_global(&module, &name)?));
                 }
                 0x93 => {
                     // STACK_GLOBAL (protocol 4): module and name from the stack.
                     let (name, module) = (self.pop()?, self.pop()?);
                     match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => {
-                            self.stack.push(Value::Global(resolve_global(&m, &n)?))
-                        }
+                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(resolve_global(&m, &n)?)),
                         _ => return Err(self.bad("STACK_GLOBAL needs two strings")),
                     }
                 }
@@ -364,24 +331,14 @@ impl Machine<'_> {
                     let v = self.pop()?;
                     match self.top()? {
                         Value::List(l) => l.push(v),
-                        _ => {
-                            return Err(PickleError::Malformed {
-                                at,
-                                why: "APPEND to a non-list".into(),
-                            })
-                        }
+                        _ => return Err(PickleError::Malformed { at, why: "APPEND to a non-list".into() }),
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
                     match self.top()? {
                         Value::List(l) => l.extend(items),
-                        _ => {
-                            return Err(PickleError::Malformed {
-                                at,
-                                why: "APPENDS to a non-list".into(),
-                            })
-                        }
+                        _ => return Err(PickleError::Malformed { at, why: "APPENDS to a non-list".into() }),
                     }
                 }
                 b's' => {
@@ -389,12 +346,7 @@ impl Machine<'_> {
                     let k = self.pop()?;
                     match self.top()? {
                         Value::Dict(d) => d.push((k, v)),
-                        _ => {
-                            return Err(PickleError::Malformed {
-                                at,
-                                why: "SETITEM on a non-dict".into(),
-                            })
-                        }
+                        _ => return Err(PickleError::Malformed { at, why: "SETITEM on a non-dict".into() }),
                     }
                 }
                 b'u' => {
@@ -409,18 +361,11 @@ impl Machine<'_> {
                     }
                     match self.top()? {
                         Value::Dict(d) => d.extend(pairs),
-                        _ => {
-                            return Err(PickleError::Malformed {
-                                at,
-                                why: "SETITEMS on a non-dict".into(),
-                            })
-                        }
+                        _ => return Err(PickleError::Malformed { at, why: "SETITEMS on a non-dict".into() }),
                     }
                 }
                 0x81 | 0x92 | b'i' | b'o' => {
-                    return Err(PickleError::Refused(
-                        "an object constructor (NEWOBJ/INST/OBJ)".into(),
-                    ));
+                    return Err(PickleError::Refused("an object constructor (NEWOBJ/INST/OBJ)".into()));
                 }
                 _ => return Err(PickleError::Opcode { op, at }),
             }
@@ -441,11 +386,7 @@ impl Machine<'_> {
                     Value::Int(i) => i.to_string(),
                     _ => return Err(self.bad("storage key is neither a string nor an int")),
                 };
-                Ok(StorageRef {
-                    kind: *kind,
-                    key,
-                    numel: *numel,
-                })
+                Ok(StorageRef { kind: *kind, key, numel: *numel })
             }
             _ => Err(self.bad(format!("unexpected persistent id {items:?}"))),
         }
@@ -461,8 +402,7 @@ impl Machine<'_> {
         match g {
             Global::OrderedDict => Ok(Value::Dict(Vec::new())),
             Global::RebuildTensorV2 => match args.as_slice() {
-                [Value::Storage(s), Value::Int(offset), Value::Tuple(size), Value::Tuple(stride), ..] =>
-                {
+                [Value::Storage(s), Value::Int(offset), Value::Tuple(size), Value::Tuple(stride), ..] => {
                     let ints = |v: &[Value]| -> Result<Vec<i64>, PickleError> {
                         v.iter()
                             .map(|x| match x {
@@ -492,11 +432,7 @@ impl Machine<'_> {
 /// LONG1 payload (little-endian two's complement) as an int when it fits.
 fn long(bytes: &[u8]) -> Value {
     if bytes.len() <= 8 {
-        let fill = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
-            0xff
-        } else {
-            0
-        };
+        let fill = if bytes.last().is_some_and(|b| b & 0x80 != 0) { 0xff } else { 0 };
         let mut buf = [fill; 8];
         buf[..bytes.len()].copy_from_slice(bytes);
         Value::Int(i64::from_le_bytes(buf))
@@ -517,10 +453,7 @@ mod tests {
         assert_eq!(n, p.len());
         let Value::Dict(d) = v else { panic!("{v:?}") };
         assert_eq!(d[0], (Value::Str("a".into()), Value::Int(1)));
-        assert_eq!(
-            d[1].1,
-            Value::List(vec![Value::Int(2), Value::Int(300), Value::Int(-5)])
-        );
+        assert_eq!(d[1].1, Value::List(vec![Value::Int(2), Value::Int(300), Value::Int(-5)]));
         assert_eq!(d[2].1, Value::Tuple(vec![Value::Bool(true), Value::None]));
     }
 

@@ -28,21 +28,13 @@ pub struct Checkpoint {
 
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Checkpoint({}, {} storages)",
-            self.path.display(),
-            self.storages.len()
-        )
+        write!(f, "Checkpoint({}, {} storages)", self.path.display(), self.storages.len())
     }
 }
 
 /// Reads a `.pth` file (zip or legacy) without executing any pickle.
 pub fn read_pth(path: &Path) -> Result<Checkpoint> {
-    let data = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
+    let data = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
     if data.starts_with(b"PK\x03\x04") {
         read_zip(path, &data)
     } else if data.first() == Some(&0x80) {
@@ -53,17 +45,11 @@ pub fn read_pth(path: &Path) -> Result<Checkpoint> {
 }
 
 fn format_err(path: &Path, why: impl Into<String>) -> Error {
-    Error::Format {
-        path: path.into(),
-        why: why.into(),
-    }
+    Error::Format { path: path.into(), why: why.into() }
 }
 
 fn unpickle(path: &Path, data: &[u8]) -> Result<(Value, usize)> {
-    pickle::read(data).map_err(|source| Error::Pickle {
-        path: path.into(),
-        source,
-    })
+    pickle::read(data).map_err(|source| Error::Pickle { path: path.into(), source })
 }
 
 /// Every storage a value refers to, by key.
@@ -89,7 +75,13 @@ fn storage_tensor(path: &Path, s: &StorageRef, bytes: &[u8]) -> Result<Tensor> {
     if bytes.len() != want {
         return Err(format_err(
             path,
-            format!("storage {} holds {} bytes, expected {want} ({} × {:?}); the file is truncated or corrupt", s.key, bytes.len(), s.numel, s.kind),
+            format!(
+                "storage {} holds {} bytes, expected {want} ({} × {:?}); the file is truncated or corrupt",
+                s.key,
+                bytes.len(),
+                s.numel,
+                s.kind
+            ),
         ));
     }
     Ok(Tensor::f_from_data_size(bytes, &[s.numel], s.kind)?)
@@ -97,38 +89,24 @@ fn storage_tensor(path: &Path, s: &StorageRef, bytes: &[u8]) -> Result<Tensor> {
 
 fn read_zip(path: &Path, data: &[u8]) -> Result<Checkpoint> {
     let zerr = |e: zip::result::ZipError| {
-        format_err(
-            path,
-            format!("unreadable zip checkpoint ({e}); the file may be truncated"),
-        )
+        format_err(path, format!("unreadable zip checkpoint ({e}); the file may be truncated"))
     };
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(zerr)?;
     let pkl = archive
         .file_names()
         .find(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
         .map(str::to_string)
-        .ok_or_else(|| {
-            format_err(
-                path,
-                "zip file without data.pkl: not a torch.save checkpoint",
-            )
-        })?;
+        .ok_or_else(|| format_err(path, "zip file without data.pkl: not a torch.save checkpoint"))?;
     let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
     let mut entry = |name: &str| -> Result<Vec<u8>> {
-        let mut f = archive
-            .by_name(name)
-            .map_err(|e| format_err(path, format!("entry {name}: {e}")))?;
+        let mut f = archive.by_name(name).map_err(|e| format_err(path, format!("entry {name}: {e}")))?;
         let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf)
-            .map_err(|e| format_err(path, format!("entry {name}: {e} (truncated?)")))?;
+        f.read_to_end(&mut buf).map_err(|e| format_err(path, format!("entry {name}: {e} (truncated?)")))?;
         Ok(buf)
     };
     if let Ok(order) = entry(&format!("{prefix}byteorder")) {
         if order != b"little" {
-            return Err(format_err(
-                path,
-                "big-endian checkpoint; re-save it on a little-endian machine",
-            ));
+            return Err(format_err(path, "big-endian checkpoint; re-save it on a little-endian machine"));
         }
     }
     let (root, _) = unpickle(path, &entry(&pkl)?)?;
@@ -139,57 +117,37 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Checkpoint> {
         let bytes = entry(&format!("{prefix}data/{key}"))?;
         storages.insert(key, storage_tensor(path, &s, &bytes)?);
     }
-    Ok(Checkpoint {
-        path: path.into(),
-        root,
-        storages,
-    })
+    Ok(Checkpoint { path: path.into(), root, storages })
 }
 
 fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
     let mut pos = 0;
     let mut next = |what: &str| -> Result<Value> {
         let (v, n) = unpickle(path, &data[pos..]).map_err(|e| match e {
-            Error::Pickle { source, .. } if matches!(source, pickle::PickleError::Malformed { .. }) => {
-                format_err(path, format!("legacy checkpoint: cannot read the {what} ({source}); the file is truncated or corrupt"))
-            }
+            Error::Pickle { source, .. } if matches!(source, pickle::PickleError::Malformed { .. }) => format_err(
+                path,
+                format!("legacy checkpoint: cannot read the {what} ({source}); the file is truncated or corrupt"),
+            ),
             other => other,
         })?;
         pos += n;
         Ok(v)
     };
     if next("magic number")? != Value::BigInt(LEGACY_MAGIC.to_vec()) {
-        return Err(format_err(
-            path,
-            "not a PyTorch checkpoint (legacy magic number missing)",
-        ));
+        return Err(format_err(path, "not a PyTorch checkpoint (legacy magic number missing)"));
     }
     match next("protocol version")? {
         Value::Int(1001) => {}
-        v => {
-            return Err(format_err(
-                path,
-                format!("unsupported legacy protocol version {v}"),
-            ))
-        }
+        v => return Err(format_err(path, format!("unsupported legacy protocol version {v}"))),
     }
     if let Value::Dict(info) = next("system info")? {
-        if info
-            .iter()
-            .any(|(k, v)| *k == Value::Str("little_endian".into()) && *v == Value::Bool(false))
-        {
-            return Err(format_err(
-                path,
-                "big-endian checkpoint; re-save it on a little-endian machine",
-            ));
+        if info.iter().any(|(k, v)| *k == Value::Str("little_endian".into()) && *v == Value::Bool(false)) {
+            return Err(format_err(path, "big-endian checkpoint; re-save it on a little-endian machine"));
         }
     }
     let root = next("object")?;
     let Value::List(keys) = next("storage keys")? else {
-        return Err(format_err(
-            path,
-            "legacy checkpoint: storage keys are not a list",
-        ));
+        return Err(format_err(path, "legacy checkpoint: storage keys are not a list"));
     };
     let mut refs = HashMap::new();
     storage_refs(&root, &mut refs);
@@ -198,74 +156,45 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
         let key = match key {
             Value::Str(s) => s,
             Value::Int(i) => i.to_string(),
-            other => {
-                return Err(format_err(
-                    path,
-                    format!("legacy checkpoint: storage key {other}"),
-                ))
-            }
+            other => return Err(format_err(path, format!("legacy checkpoint: storage key {other}"))),
         };
-        let s = refs
-            .get(&key)
-            .ok_or_else(|| format_err(path, format!("storage {key} is listed but not used")))?;
-        let head = data
-            .get(pos..pos + 8)
-            .ok_or_else(|| format_err(path, format!("truncated before storage {key}")))?;
+        let s = refs.get(&key).ok_or_else(|| format_err(path, format!("storage {key} is listed but not used")))?;
+        let head = data.get(pos..pos + 8).ok_or_else(|| format_err(path, format!("truncated before storage {key}")))?;
         let numel = i64::from_le_bytes(head.try_into().expect("8 bytes"));
         pos += 8;
         if numel != s.numel {
             return Err(format_err(
                 path,
-                format!(
-                    "storage {key}: {numel} elements on disk, {} in the pickle",
-                    s.numel
-                ),
+                format!("storage {key}: {numel} elements on disk, {} in the pickle", s.numel),
             ));
         }
         let n = numel as usize * s.kind.elt_size_in_bytes();
-        let bytes = data
-            .get(pos..pos + n)
-            .ok_or_else(|| format_err(path, format!("truncated inside storage {key}")))?;
+        let bytes =
+            data.get(pos..pos + n).ok_or_else(|| format_err(path, format!("truncated inside storage {key}")))?;
         pos += n;
         storages.insert(key, storage_tensor(path, s, bytes)?);
     }
-    Ok(Checkpoint {
-        path: path.into(),
-        root,
-        storages,
-    })
+    Ok(Checkpoint { path: path.into(), root, storages })
 }
 
 impl Checkpoint {
     /// The tensor a reference describes, as saved (offset and strides honoured), contiguous.
     pub fn tensor(&self, r: &TensorRef) -> Result<Tensor> {
-        let storage = self.storages.get(&r.storage.key).ok_or_else(|| {
-            format_err(&self.path, format!("storage {} is missing", r.storage.key))
-        })?;
-        if r.size.len() != r.stride.len()
-            || r.offset < 0
-            || r.size.iter().chain(&r.stride).any(|&x| x < 0)
-        {
+        let storage = self
+            .storages
+            .get(&r.storage.key)
+            .ok_or_else(|| format_err(&self.path, format!("storage {} is missing", r.storage.key)))?;
+        if r.size.len() != r.stride.len() || r.offset < 0 || r.size.iter().chain(&r.stride).any(|&x| x < 0) {
             return Err(format_err(&self.path, format!("invalid tensor view {r:?}")));
         }
-        let last = r.offset
-            + r.size
-                .iter()
-                .zip(&r.stride)
-                .map(|(s, st)| (s - 1).max(0) * st)
-                .sum::<i64>();
+        let last = r.offset + r.size.iter().zip(&r.stride).map(|(s, st)| (s - 1).max(0) * st).sum::<i64>();
         if r.size.iter().all(|&s| s > 0) && last >= r.storage.numel {
             return Err(format_err(
                 &self.path,
-                format!(
-                    "tensor view reaches element {last} of a storage of {}",
-                    r.storage.numel
-                ),
+                format!("tensor view reaches element {last} of a storage of {}", r.storage.numel),
             ));
         }
-        Ok(storage
-            .f_as_strided(r.size.as_slice(), r.stride.as_slice(), r.offset)?
-            .f_contiguous()?)
+        Ok(storage.f_as_strided(r.size.as_slice(), r.stride.as_slice(), r.offset)?.f_contiguous()?)
     }
 
     /// The state dict, as (name, tensor) in file order.
@@ -275,34 +204,26 @@ impl Checkpoint {
     /// `state_dict` entry. Non-tensor entries are skipped.
     pub fn state_dict(&self, key: Option<&str>) -> Result<Vec<(String, Tensor)>> {
         let Value::Dict(root) = &self.root else {
-            return Err(format_err(
-                &self.path,
-                "the checkpoint is not a dict of tensors",
-            ));
+            return Err(format_err(&self.path, "the checkpoint is not a dict of tensors"));
         };
-        let lookup = |k: &str| {
-            root.iter()
-                .find(|(name, _)| *name == Value::Str(k.into()))
-                .map(|(_, v)| v)
-        };
-        let keys = || {
-            root.iter()
-                .map(|(k, _)| k.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let lookup = |k: &str| root.iter().find(|(name, _)| *name == Value::Str(k.into())).map(|(_, v)| v);
+        let keys = || root.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>().join(", ");
         let dict = match key {
-            Some(k) => lookup(k).ok_or_else(|| format_err(&self.path, format!("no entry {k:?}; the checkpoint has {}", keys())))?,
+            Some(k) => lookup(k)
+                .ok_or_else(|| format_err(&self.path, format!("no entry {k:?}; the checkpoint has {}", keys())))?,
             None if root.iter().any(|(_, v)| matches!(v, Value::Tensor(_))) => &self.root,
             None => lookup("model").or_else(|| lookup("state_dict")).ok_or_else(|| {
-                format_err(&self.path, format!("no tensors at the top level and no \"model\" or \"state_dict\" entry; the checkpoint has {}", keys()))
+                format_err(
+                    &self.path,
+                    format!(
+                        "no tensors at the top level and no \"model\" or \"state_dict\" entry; the checkpoint has {}",
+                        keys()
+                    ),
+                )
             })?,
         };
         let Value::Dict(pairs) = dict else {
-            return Err(format_err(
-                &self.path,
-                format!("entry {key:?} is not a dict of tensors"),
-            ));
+            return Err(format_err(&self.path, format!("entry {key:?} is not a dict of tensors")));
         };
         let mut out = Vec::with_capacity(pairs.len());
         for (name, v) in pairs {
