@@ -6,19 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn epic(args: &[&str], cwd: &Path) -> Output {
-    Command::new(epic_bin())
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("run epic")
+    Command::new(epic_bin()).args(args).current_dir(cwd).env_remove("LD_LIBRARY_PATH").output().expect("run epic")
 }
 
 fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 fn repo() -> &'static Path {
@@ -36,37 +28,22 @@ fn crosscheck_script_reproduces_every_reference_tensor() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = fixture("reference");
     let script = repo().join("scripts/crosscheck.rhai");
-    let o = epic(
-        &[
-            "run",
-            script.to_str().unwrap(),
-            &format!("dir={}", dir.display()),
-            "--device",
-            "cpu",
-        ],
-        tmp.path(),
-    );
+    let o = epic(&["run", script.to_str().unwrap(), &format!("dir={}", dir.display()), "--device", "cpu"], tmp.path());
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
     // One row per tensor of vectors.safetensors except the five inputs, all ok.
     let names = epic::io::load_tensors(&dir.join("vectors.safetensors")).unwrap();
-    for (name, _) in names.iter().filter(|(n, _)| {
-        !["features", "a_raw", "fc_weight", "fc_bias", "channels"].contains(&n.as_str())
-    }) {
+    for (name, _) in
+        names.iter().filter(|(n, _)| !["features", "a_raw", "fc_weight", "fc_bias", "channels"].contains(&n.as_str()))
+    {
         let row = out
             .lines()
             .find(|l| l.starts_with(&format!("| {name} ")))
             .unwrap_or_else(|| panic!("no row for {name}:\n{out}"));
-        assert!(
-            row.trim_end().ends_with("| ok   |") || row.contains("| ok "),
-            "{row}"
-        );
+        assert!(row.trim_end().ends_with("| ok   |") || row.contains("| ok "), "{row}");
     }
     assert!(!out.contains("FAIL"), "{out}");
-    assert!(
-        out.contains("all 25 quantities match the reference"),
-        "{out}"
-    );
+    assert!(out.contains("all 25 quantities match the reference"), "{out}");
 }
 
 #[test]
@@ -81,30 +58,17 @@ fn crosscheck_script_fails_on_a_tampered_vector() {
     }
     let refs: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     epic::io::save_tensors(&refs, &tmp.path().join("vectors.safetensors")).unwrap();
-    std::fs::copy(
-        fixture("reference/expected.json"),
-        tmp.path().join("expected.json"),
-    )
-    .unwrap();
+    std::fs::copy(fixture("reference/expected.json"), tmp.path().join("expected.json")).unwrap();
     let script = repo().join("scripts/crosscheck.rhai");
     let o = epic(
-        &[
-            "run",
-            script.to_str().unwrap(),
-            &format!("dir={}", tmp.path().display()),
-            "--device",
-            "cpu",
-        ],
+        &["run", script.to_str().unwrap(), &format!("dir={}", tmp.path().display()), "--device", "cpu"],
         tmp.path(),
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     let row = out.lines().find(|l| l.starts_with("| rotated ")).unwrap();
     assert!(row.contains("FAIL") && row.contains("| 3.00"), "{row}");
-    assert!(
-        err.contains("crosscheck.rhai:") && err.contains("cross-check failed for [\"rotated\"]"),
-        "{err}"
-    );
+    assert!(err.contains("crosscheck.rhai:") && err.contains("cross-check failed for [\"rotated\"]"), "{err}");
 }
 
 #[test]
@@ -115,17 +79,7 @@ fn key_value_arguments_reach_the_script_typed_and_nested() {
         "args.rhai",
         r#"print(`${type_of(args.n)} ${args.n + 1} ${type_of(args.lr)} ${args.model.name} ${args.flag}`);"#,
     );
-    let o = epic(
-        &[
-            "run",
-            &s,
-            "n=41",
-            "lr=1e-3",
-            "model.name=resnet50",
-            "flag=true",
-        ],
-        tmp.path(),
-    );
+    let o = epic(&["run", &s, "n=41", "lr=1e-3", "model.name=resnet50", "flag=true"], tmp.path());
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert_eq!(out.trim(), "i64 42 f64 resnet50 true");
@@ -140,11 +94,7 @@ fn script_errors_name_the_line_column_and_what_was_expected() {
     let tmp = tempfile::tempdir().unwrap();
     let vectors = fixture("reference/vectors.safetensors");
     let head = format!("let v = load_tensors(\"{}\");\n", vectors.display());
-    std::fs::write(
-        tmp.path().join("corrupt.safetensors"),
-        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("corrupt.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
     std::fs::write(tmp.path().join("file"), b"a file, not a folder").unwrap();
     let cases: [(&str, String, &[&str]); 8] = [
         // A mistyped argument: the signature that exists is quoted.
@@ -207,8 +157,7 @@ fn adam_and_disentangler_handles_share_one_u() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "2 orthogonal 6 true true");
     assert_eq!(lines[1], "Disentangler(orthogonal, C = 6, cpu)");
-    let saved: std::collections::HashMap<_, _> =
-        epic::io::load_tensors(&out).unwrap().into_iter().collect();
+    let saved: std::collections::HashMap<_, _> = epic::io::load_tensors(&out).unwrap().into_iter().collect();
     assert_eq!(saved["U"].size(), [6, 6]);
     let u = epic::disentangle::orthogonal_matrix(&saved["A_raw"]).unwrap();
     assert!(max_abs_diff(&u, &saved["U"]) < 1e-6);
@@ -220,10 +169,7 @@ fn epic_doc_matches_docs_reference_md() {
     assert!(o.status.success());
     let generated = String::from_utf8(o.stdout).unwrap();
     let committed = std::fs::read_to_string(repo().join("docs/reference.md")).unwrap_or_default();
-    assert!(
-        generated == committed,
-        "docs/reference.md is stale: run `cargo run -- doc > docs/reference.md`"
-    );
+    assert!(generated == committed, "docs/reference.md is stale: run `cargo run -- doc > docs/reference.md`");
     // Every function the cross-check relies on is documented with an example.
     for f in [
         "load_tensors",
@@ -245,14 +191,9 @@ fn epic_doc_matches_docs_reference_md() {
         "to_array",
     ] {
         let head = format!("### `{f}(");
-        let at = generated
-            .find(&head)
-            .unwrap_or_else(|| panic!("{f} undocumented"));
+        let at = generated.find(&head).unwrap_or_else(|| panic!("{f} undocumented"));
         let section = &generated[at..];
-        let end = section[4..]
-            .find("\n### ")
-            .map(|e| e + 4)
-            .unwrap_or(section.len());
+        let end = section[4..].find("\n### ").map(|e| e + 4).unwrap_or(section.len());
         assert!(section[..end].contains("```rhai"), "{f} has no example");
     }
 }

@@ -6,35 +6,42 @@ use common::*;
 use epic::prelude::*;
 
 /// (B, C, H, W) shapes: degenerate, odd, wide, tall, and ImageNet-ish channel counts.
-const SHAPES: [(i64, i64, i64, i64); 6] = [
-    (1, 1, 1, 1),
-    (2, 3, 1, 4),
-    (5, 8, 3, 3),
-    (12, 16, 5, 5),
-    (7, 33, 2, 7),
-    (4, 128, 7, 7),
-];
+const SHAPES: [(i64, i64, i64, i64); 6] =
+    [(1, 1, 1, 1), (2, 3, 1, 4), (5, 8, 3, 3), (12, 16, 5, 5), (7, 33, 2, 7), (4, 128, 7, 7)];
 
 fn random_features(b: i64, c: i64, h: i64, w: i64) -> Tensor {
-    Tensor::randn([b, c, h, w], (Kind::Float, Device::Cpu)).relu()
+    randn(&[b, c, h, w], seed()).relu()
+}
+
+/// A fresh seed per draw. Each test runs on its own thread, so the sequence is
+/// the same in every run whatever the other tests do.
+fn seed() -> u64 {
+    thread_local!(static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(1) });
+    NEXT.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    })
+}
+
+/// Integers uniform-ish in 0..n, int64 (from the seeded normal generator).
+fn randint(n: i64, shape: &[i64]) -> Tensor {
+    (randn(shape, seed()).abs() * 1e4).to_kind(Kind::Int64).remainder(n)
 }
 
 #[test]
 fn orthogonal_u_is_orthogonal_and_starts_at_identity() {
-    tch::manual_seed(1);
     for &(_, c, _, _) in &SHAPES {
         // A ~ N(0, s²/C): U rotates by up to about 2√2·s radians, whatever C.
-        for scale in [0.01, 0.3, 1.0] {
-            let a = Tensor::randn([c, c], (Kind::Float, Device::Cpu)) * (scale / (c as f64).sqrt());
+        // In f32 the error grows with s and C (see disentangle::matrix); s ≤ 0.3
+        // covers training from U = I.
+        for scale in [0.01, 0.1, 0.3] {
+            let a = randn(&[c, c], seed()) * (scale / (c as f64).sqrt());
             let d = Disentangler::from_raw(MatrixKind::Orthogonal, &a).unwrap();
             let u = d.matrix().unwrap();
             let eye = Tensor::eye(c, (Kind::Float, Device::Cpu));
             // ‖·‖ is the largest entry: f32 rounding makes the Frobenius norm grow with C.
             let err = max_abs_diff(&u.tr().matmul(&u), &eye);
-            assert!(
-                err < 1e-5,
-                "C = {c}, scale {scale}: ‖UᵀU − I‖_max = {err:e}"
-            );
+            assert!(err < 1e-5, "C = {c}, scale {scale}: ‖UᵀU − I‖_max = {err:e}");
             // The closed-form inverse is an inverse.
             let err = max_abs_diff(&d.inverse().unwrap().matmul(&u), &eye);
             assert!(err < 1e-5, "C = {c}: U⁻¹U − I = {err:e}");
@@ -42,20 +49,15 @@ fn orthogonal_u_is_orthogonal_and_starts_at_identity() {
         for kind in [MatrixKind::Orthogonal, MatrixKind::Invertible] {
             let d = Disentangler::identity(kind, c, Device::Cpu).unwrap();
             let eye = Tensor::eye(c, (Kind::Float, Device::Cpu));
-            assert_eq!(
-                max_abs_diff(&d.matrix().unwrap(), &eye),
-                0.0,
-                "{kind} identity start, C = {c}"
-            );
+            assert_eq!(max_abs_diff(&d.matrix().unwrap(), &eye), 0.0, "{kind} identity start, C = {c}");
         }
     }
 }
 
 #[test]
 fn invertible_u_has_exp_minus_a_as_inverse() {
-    tch::manual_seed(2);
     for &(_, c, _, _) in &SHAPES {
-        let a = Tensor::randn([c, c], (Kind::Float, Device::Cpu)) * (0.5 / (c as f64).sqrt());
+        let a = randn(&[c, c], seed()) * (0.5 / (c as f64).sqrt());
         let d = Disentangler::from_raw(MatrixKind::Invertible, &a).unwrap();
         let prod = d.inverse().unwrap().matmul(&d.matrix().unwrap());
         let err = max_abs_diff(&prod, &Tensor::eye(c, (Kind::Float, Device::Cpu)));
@@ -65,27 +67,20 @@ fn invertible_u_has_exp_minus_a_as_inverse() {
 
 #[test]
 fn logits_are_unchanged_under_both_parametrisations() {
-    tch::manual_seed(3);
     for &(b, c, h, w) in &SHAPES {
         let z = random_features(b, c, h, w);
-        let weight = Tensor::randn([10, c], (Kind::Float, Device::Cpu));
-        let bias = Tensor::randn([10], (Kind::Float, Device::Cpu));
+        let weight = randn(&[10, c], seed());
+        let bias = randn(&[10], seed());
         for kind in [MatrixKind::Orthogonal, MatrixKind::Invertible] {
-            let a = Tensor::randn([c, c], (Kind::Float, Device::Cpu)) * (0.5 / (c as f64).sqrt());
+            let a = randn(&[c, c], seed()) * (0.5 / (c as f64).sqrt());
             let u = Disentangler::from_raw(kind, &a).unwrap().matrix().unwrap();
             let change = max_logit_change(&z, &weight, &bias, &u).unwrap();
-            assert!(
-                change < 1e-4,
-                "{kind}, shape {:?}: logit change {change:e}",
-                (b, c, h, w)
-            );
+            assert!(change < 1e-4, "{kind}, shape {:?}: logit change {change:e}", (b, c, h, w));
             // Independently: rotating is a per-pixel matmul, so pooled features rotate too.
             let rotated = rotate(&z, &u).unwrap();
             let pooled = z.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
-            let err = max_abs_diff(
-                &rotated.mean_dim([2i64, 3].as_slice(), false, Kind::Float),
-                &pooled.matmul(&u.tr()),
-            );
+            let err =
+                max_abs_diff(&rotated.mean_dim([2i64, 3].as_slice(), false, Kind::Float), &pooled.matmul(&u.tr()));
             assert!(err < 1e-4, "{kind}: avgpool(UZ) vs U·avgpool(Z): {err:e}");
         }
     }
@@ -93,23 +88,17 @@ fn logits_are_unchanged_under_both_parametrisations() {
 
 #[test]
 fn purity_is_at_most_one_and_one_for_pure_pixels() {
-    tch::manual_seed(4);
     for &(b, c, h, w) in &SHAPES {
-        let z = Tensor::randn([b, c, h, w], (Kind::Float, Device::Cpu)); // signed: the hard case
-        let channels = Tensor::randint(c, [b], (Kind::Int64, Device::Cpu));
+        let z = randn(&[b, c, h, w], seed()); // signed: the hard case
+        let channels = randint(c, &[b]);
         let p = values(&purity_argmax(&z, &channels).unwrap());
-        assert!(
-            p.iter().all(|&x| (-1.0 - 1e-6..=1.0 + 1e-6).contains(&x)),
-            "{p:?}"
-        );
+        assert!(p.iter().all(|&x| (-1.0 - 1e-6..=1.0 + 1e-6).contains(&x)), "{p:?}");
 
         // Brute force on a few images: the peak pixel of the channel, then p_k/‖p‖.
         let zv = values(&z);
         let ch = ints(&channels);
         for i in 0..b as usize {
-            let at = |k: usize, y: usize, x: usize| {
-                zv[((i * c as usize + k) * h as usize + y) * w as usize + x]
-            };
+            let at = |k: usize, y: usize, x: usize| zv[((i * c as usize + k) * h as usize + y) * w as usize + x];
             let k = ch[i] as usize;
             let (mut best, mut by, mut bx) = (f64::NEG_INFINITY, 0, 0);
             for y in 0..h as usize {
@@ -119,17 +108,8 @@ fn purity_is_at_most_one_and_one_for_pure_pixels() {
                     }
                 }
             }
-            let norm = (0..c as usize)
-                .map(|j| at(j, by, bx).powi(2))
-                .sum::<f64>()
-                .sqrt()
-                .max(1e-8);
-            assert!(
-                (p[i] - best / norm).abs() < 1e-5,
-                "image {i}: {} vs {}",
-                p[i],
-                best / norm
-            );
+            let norm = (0..c as usize).map(|j| at(j, by, bx).powi(2)).sum::<f64>().sqrt().max(1e-8);
+            assert!((p[i] - best / norm).abs() < 1e-5, "image {i}: {} vs {}", p[i], best / norm);
         }
     }
     // A pixel that is all channel 2 has purity exactly 1.
@@ -144,12 +124,7 @@ fn brute_top(act: &[f64], n: usize, c: usize, m: usize) -> Vec<i64> {
     let mut out = Vec::new();
     for k in 0..c {
         let mut idx: Vec<usize> = (0..n).collect();
-        idx.sort_by(|&a, &b| {
-            act[b * c + k]
-                .partial_cmp(&act[a * c + k])
-                .unwrap()
-                .then(a.cmp(&b))
-        });
+        idx.sort_by(|&a, &b| act[b * c + k].partial_cmp(&act[a * c + k]).unwrap().then(a.cmp(&b)));
         out.extend(idx[..m].iter().map(|&i| i as i64));
     }
     out
@@ -157,14 +132,13 @@ fn brute_top(act: &[f64], n: usize, c: usize, m: usize) -> Vec<i64> {
 
 #[test]
 fn top_prototypes_are_exact_sorted_and_break_ties_low() {
-    tch::manual_seed(5);
     for (n, c) in [(1, 1), (7, 3), (50, 16), (513, 40), (2000, 64)] {
         for ties in [false, true] {
             let act = if ties {
                 // Few distinct values: many ties, the case streaming top-k gets wrong.
-                Tensor::randint(4, [n, c], (Kind::Float, Device::Cpu))
+                randint(4, &[n, c]).to_kind(Kind::Float)
             } else {
-                Tensor::randn([n, c], (Kind::Float, Device::Cpu))
+                randn(&[n, c], seed())
             };
             for m in [1, n.min(5), n] {
                 let got = ints(&top_prototypes(&act, m).unwrap());
@@ -173,62 +147,41 @@ fn top_prototypes_are_exact_sorted_and_break_ties_low() {
             }
         }
     }
-    let act = Tensor::randn([4, 2], (Kind::Float, Device::Cpu));
-    assert!(top_prototypes(&act, 5)
-        .unwrap_err()
-        .to_string()
-        .contains("the set has 4 images"));
+    let act = randn(&[4, 2], seed());
+    assert!(top_prototypes(&act, 5).unwrap_err().to_string().contains("the set has 4 images"));
     assert!(top_prototypes(&act, 0).is_err());
     let nan = Tensor::from_slice(&[1.0f32, f32::NAN, 0.5, 0.2]).reshape([2, 2]);
-    assert!(matches!(
-        top_prototypes(&nan, 1),
-        Err(Error::NonFinite { .. })
-    ));
+    assert!(matches!(top_prototypes(&nan, 1), Err(Error::NonFinite { .. })));
 }
 
 #[test]
 fn top_channels_rank_contributions_of_the_predicted_class() {
-    tch::manual_seed(6);
     for &(b, c, h, w) in &SHAPES {
         let z = random_features(b, c, h, w);
-        let weight = Tensor::randn([6, c], (Kind::Float, Device::Cpu));
-        let bias = Tensor::randn([6], (Kind::Float, Device::Cpu));
+        let weight = randn(&[6, c], seed());
+        let bias = randn(&[6], seed());
         let k = c.min(4);
         let top = top_channels(&z, &weight, &bias, k, None).unwrap();
         let pooled = values(&z.mean_dim([2i64, 3].as_slice(), false, Kind::Float));
         let wv = values(&weight);
         let lg = values(&logits(&z, &weight, &bias).unwrap());
-        let (chans, scores, classes) =
-            (ints(&top.channels), values(&top.scores), ints(&top.classes));
+        let (chans, scores, classes) = (ints(&top.channels), values(&top.scores), ints(&top.classes));
         for i in 0..b as usize {
-            let pred = (0..6)
-                .max_by(|&x, &y| lg[i * 6 + x].partial_cmp(&lg[i * 6 + y]).unwrap())
-                .unwrap();
+            let pred = (0..6).max_by(|&x, &y| lg[i * 6 + x].partial_cmp(&lg[i * 6 + y]).unwrap()).unwrap();
             assert_eq!(classes[i], pred as i64);
-            let contrib: Vec<f64> = (0..c as usize)
-                .map(|j| wv[pred * c as usize + j] * pooled[i * c as usize + j].max(0.0))
-                .collect();
+            let contrib: Vec<f64> =
+                (0..c as usize).map(|j| wv[pred * c as usize + j] * pooled[i * c as usize + j].max(0.0)).collect();
             let mut sorted = contrib.clone();
             sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
             for r in 0..k as usize {
                 let ch = chans[i * k as usize + r] as usize;
-                assert!(
-                    (contrib[ch] - sorted[r]).abs() < 1e-5,
-                    "image {i}, rank {r}"
-                );
+                assert!((contrib[ch] - sorted[r]).abs() < 1e-5, "image {i}, rank {r}");
                 assert!((scores[i * k as usize + r] - sorted[r]).abs() < 1e-5);
             }
         }
         // An explicit class is explained instead of the prediction.
         let cls = Tensor::full([b], 5, (Kind::Int64, Device::Cpu));
-        assert_eq!(
-            ints(
-                &top_channels(&z, &weight, &bias, k, Some(&cls))
-                    .unwrap()
-                    .classes
-            ),
-            vec![5; b as usize]
-        );
+        assert_eq!(ints(&top_channels(&z, &weight, &bias, k, Some(&cls)).unwrap().classes), vec![5; b as usize]);
     }
 }
 
@@ -253,20 +206,14 @@ fn adam_matches_the_textbook_update_with_coupled_l2() {
     }
     let got = values(&theta);
     for i in 0..4 {
-        assert!(
-            (got[i] - p[i]).abs() < 1e-5,
-            "θ[{i}]: {} vs {}",
-            got[i],
-            p[i]
-        );
+        assert!((got[i] - p[i]).abs() < 1e-5, "θ[{i}]: {} vs {}", got[i], p[i]);
     }
 }
 
 #[test]
 fn a_purity_step_raises_the_purity_of_its_batch() {
-    tch::manual_seed(7);
     let z = random_features(16, 8, 4, 4);
-    let channels = Tensor::randint(8, [16], (Kind::Int64, Device::Cpu));
+    let channels = randint(8, &[16]);
     let mut d = Disentangler::identity(MatrixKind::Orthogonal, 8, Device::Cpu).unwrap();
     let mut opt = Adam::new(d.a_raw(), AdamConfig::new(1e-2, 0.0).unwrap()).unwrap();
     let first = purity_step(&mut d, &mut opt, &z, &channels).unwrap();
@@ -274,47 +221,28 @@ fn a_purity_step_raises_the_purity_of_its_batch() {
     for _ in 0..30 {
         last = purity_step(&mut d, &mut opt, &z, &channels).unwrap();
     }
-    assert!(
-        last < first - 0.01,
-        "loss {first} → {last}: purity did not rise"
-    );
+    assert!(last < first - 0.01, "loss {first} → {last}: purity did not rise");
     let u = d.matrix().unwrap();
-    let err = max_abs_diff(
-        &u.tr().matmul(&u),
-        &Tensor::eye(8, (Kind::Float, Device::Cpu)),
-    );
+    let err = max_abs_diff(&u.tr().matmul(&u), &Tensor::eye(8, (Kind::Float, Device::Cpu)));
     assert!(err < 1e-5, "U stays orthogonal through training: {err:e}");
 }
 
 #[test]
 fn bad_arguments_are_errors_that_name_them() {
     let z = random_features(2, 4, 3, 3);
-    let e = rotate(&z, &Tensor::eye(5, (Kind::Float, Device::Cpu)))
+    let e = rotate(&z, &Tensor::eye(5, (Kind::Float, Device::Cpu))).unwrap_err().to_string();
+    assert!(e.contains("features") && e.contains("[B,5,H,W]") && e.contains("[2, 4, 3, 3]"), "{e}");
+    let e = purity_argmax(&z, &Tensor::from_slice(&[0i64, 9])).unwrap_err().to_string();
+    assert!(e.contains("channels") && e.contains("9") && e.contains("0..4"), "{e}");
+    let e = purity_argmax(&z.sum_dim_intlist([3i64].as_slice(), false, Kind::Float), &Tensor::from_slice(&[0i64, 1]))
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("features") && e.contains("[B,5,H,W]") && e.contains("[2, 4, 3, 3]"),
-        "{e}"
-    );
-    let e = purity_argmax(&z, &Tensor::from_slice(&[0i64, 9]))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("channels") && e.contains("9") && e.contains("0..4"),
-        "{e}"
-    );
-    let e = purity_argmax(
-        &z.sum_dim_intlist([3i64].as_slice(), false, Kind::Float),
-        &Tensor::from_slice(&[0i64, 1]),
-    )
-    .unwrap_err()
-    .to_string();
     assert!(e.contains("[B,C,H,W]"), "{e}");
     let e = "rotation".parse::<MatrixKind>().unwrap_err().to_string();
     assert!(e.contains("orthogonal") && e.contains("invertible"), "{e}");
     let e = top_channels(
         &z,
-        &Tensor::randn([3, 4], (Kind::Float, Device::Cpu)),
+        &randn(&[3, 4], seed()),
         &Tensor::zeros([2], (Kind::Float, Device::Cpu)),
         2,
         None,
@@ -322,4 +250,17 @@ fn bad_arguments_are_errors_that_name_them() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("bias") && e.contains("[3]"), "{e}");
+}
+
+#[test]
+fn an_f64_raw_matrix_gives_an_orthogonal_u_at_any_size() {
+    // The escape hatch documented in disentangle::matrix: f32 error grows with C
+    // and ‖A‖, f64 does not matter at these sizes.
+    for c in [128, 512] {
+        let a = randn(&[c, c], seed()).to_kind(Kind::Double) * (1.0 / (c as f64).sqrt());
+        let u = epic::disentangle::orthogonal_matrix(&a).unwrap();
+        assert_eq!(u.kind(), Kind::Double);
+        let err = max_abs_diff(&u.tr().matmul(&u), &Tensor::eye(c, (Kind::Double, Device::Cpu)));
+        assert!(err < 1e-12, "C = {c}: {err:e}");
+    }
 }

@@ -19,32 +19,17 @@ fn matrices_rotation_and_activation() {
     let v = reference_vectors();
     let u = orthogonal_matrix_of(&v["a_raw"]);
     assert_close("orthogonal", &u, &v["orthogonal"]);
-    assert_close(
-        "invertible",
-        &epic::disentangle::invertible_matrix(&v["a_raw"]).unwrap(),
-        &v["invertible"],
-    );
+    assert_close("invertible", &epic::disentangle::invertible_matrix(&v["a_raw"]).unwrap(), &v["invertible"]);
     let rotated = rotate(&v["features"], &u).unwrap();
     assert_close("rotated", &rotated, &v["rotated"]);
-    assert_close(
-        "activation_rotated",
-        &channel_activation(&rotated).unwrap(),
-        &v["activation_rotated"],
-    );
+    assert_close("activation_rotated", &channel_activation(&rotated).unwrap(), &v["activation_rotated"]);
     // The same sums from the un-rotated sums alone: Σ_hw(U z) = U Σ_hw z.
     let via_sums = rotate_sums(&channel_activation(&v["features"]).unwrap(), &u).unwrap();
-    assert_close(
-        "activation_rotated (sums)",
-        &via_sums,
-        &v["activation_rotated"],
-    );
+    assert_close("activation_rotated (sums)", &via_sums, &v["activation_rotated"]);
 }
 
 fn orthogonal_matrix_of(a: &Tensor) -> Tensor {
-    Disentangler::from_raw(MatrixKind::Orthogonal, a)
-        .unwrap()
-        .matrix()
-        .unwrap()
+    Disentangler::from_raw(MatrixKind::Orthogonal, a).unwrap().matrix().unwrap()
 }
 
 #[test]
@@ -62,17 +47,9 @@ fn purity_and_prototypes() {
 
     let m = e["prototypes_per_channel"].as_i64().unwrap();
     let plain = top_prototypes(&channel_activation(&v["features"]).unwrap(), m).unwrap();
-    assert_eq!(
-        ints(&plain),
-        ints(&v["prototypes_plain"]),
-        "prototypes_plain"
-    );
+    assert_eq!(ints(&plain), ints(&v["prototypes_plain"]), "prototypes_plain");
     let rot = top_prototypes(&channel_activation(rotated).unwrap(), m).unwrap();
-    assert_eq!(
-        ints(&rot),
-        ints(&v["prototypes_rotated"]),
-        "prototypes_rotated"
-    );
+    assert_eq!(ints(&rot), ints(&v["prototypes_rotated"]), "prototypes_rotated");
 }
 
 #[test]
@@ -82,41 +59,22 @@ fn head_logits_and_explaining_channels() {
     let (w, b) = (&v["fc_weight"], &v["fc_bias"]);
     let d = Disentangler::from_raw(MatrixKind::Orthogonal, &v["a_raw"]).unwrap();
     let u = d.matrix().unwrap();
-    assert_close(
-        "logits",
-        &logits(&v["features"], w, b).unwrap(),
-        &v["logits"],
-    );
+    assert_close("logits", &logits(&v["features"], w, b).unwrap(), &v["logits"]);
     let w2 = modified_head(w, &u).unwrap();
     assert_close("head_weight_modified", &w2, &v["head_weight_modified"]);
     // The closed-form inverse gives the same head.
-    assert_close(
-        "head_weight_modified (Uᵀ)",
-        &w.matmul(&d.inverse().unwrap()),
-        &v["head_weight_modified"],
-    );
+    assert_close("head_weight_modified (Uᵀ)", &w.matmul(&d.inverse().unwrap()), &v["head_weight_modified"]);
     let rotated = rotate(&v["features"], &u).unwrap();
-    assert_close(
-        "logits_modified",
-        &logits(&rotated, &w2, b).unwrap(),
-        &v["logits_modified"],
-    );
+    assert_close("logits_modified", &logits(&rotated, &w2, b).unwrap(), &v["logits_modified"]);
 
     let k = e["topk"].as_i64().unwrap();
     let top = top_channels(&rotated, &w2, b, k, None).unwrap();
     assert_eq!(ints(&top.classes), ints(&v["predicted"]), "predicted");
-    assert_eq!(
-        ints(&top.channels),
-        ints(&v["topk_channels"]),
-        "topk_channels"
-    );
+    assert_eq!(ints(&top.channels), ints(&v["topk_channels"]), "topk_channels");
     // Scores are sorted and are the named channels' contributions.
     let scores = values(&top.scores);
     for row in scores.chunks(k as usize) {
-        assert!(
-            row.windows(2).all(|p| p[0] >= p[1]),
-            "scores not sorted: {row:?}"
-        );
+        assert!(row.windows(2).all(|p| p[0] >= p[1]), "scores not sorted: {row:?}");
     }
 
     let change = max_logit_change(&v["features"], w, b, &u).unwrap();
@@ -131,33 +89,21 @@ fn three_adam_steps_match_torch_optim_adam() {
     let e = reference_expected();
     let adam_e = &e["adam"];
     let mut d = Disentangler::from_raw(MatrixKind::Orthogonal, &v["a_raw"]).unwrap();
-    let cfg = AdamConfig::new(
-        adam_e["lr"].as_f64().unwrap(),
-        adam_e["weight_decay"].as_f64().unwrap(),
-    )
-    .unwrap();
+    let cfg = AdamConfig::new(adam_e["lr"].as_f64().unwrap(), adam_e["weight_decay"].as_f64().unwrap()).unwrap();
     let mut opt = Adam::new(d.a_raw(), cfg).unwrap();
     let b = v["features"].size()[0];
     for (s, want) in adam_e["losses"].as_array().unwrap().iter().enumerate() {
         let rows: Vec<i64> = (0..8).map(|i| (8 * s as i64 + i) % b).collect();
         let rows = Tensor::from_slice(&rows);
-        let loss = purity_step(
-            &mut d,
-            &mut opt,
-            &v["features"].index_select(0, &rows),
-            &v["channels"].index_select(0, &rows),
-        )
-        .unwrap();
+        let loss =
+            purity_step(&mut d, &mut opt, &v["features"].index_select(0, &rows), &v["channels"].index_select(0, &rows))
+                .unwrap();
         let want = want.as_f64().unwrap();
         eprintln!("adam loss {s}: {loss:.8} (reference {want:.8})");
         assert!((loss - want).abs() < TOL, "loss {s}: {loss} vs {want}");
     }
     assert_eq!(opt.steps(), 3);
-    assert_close(
-        "a_raw_after_3_adam_steps",
-        d.a_raw(),
-        &v["a_raw_after_3_adam_steps"],
-    );
+    assert_close("a_raw_after_3_adam_steps", d.a_raw(), &v["a_raw_after_3_adam_steps"]);
     // The steps moved A by far more than the tolerance: the check has teeth.
     assert!(max_abs_diff(&v["a_raw"], &v["a_raw_after_3_adam_steps"]) > 100.0 * TOL);
 }
@@ -166,12 +112,7 @@ fn three_adam_steps_match_torch_optim_adam() {
 fn schedules_match_the_reference_except_lin_which_reaches_its_end() {
     let e = reference_expected();
     let want = |k: &str| -> Vec<usize> {
-        e["schedules_100_5_10"][k]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as usize)
-            .collect()
+        e["schedules_100_5_10"][k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
     };
     let values = |k: ScheduleKind| Schedule::new(k, 100, 5, 10).unwrap().values();
     assert_eq!(values(ScheduleKind::Exp), want("exp"));
@@ -179,9 +120,5 @@ fn schedules_match_the_reference_except_lin_which_reaches_its_end() {
     assert_eq!(values(ScheduleKind::LinReference), want("lin"));
     let lin = values(ScheduleKind::Lin);
     assert_eq!((lin[0], lin[9]), (100, 5));
-    assert_eq!(
-        want("lin")[9],
-        14,
-        "the reference's linear schedule stops at 14"
-    );
+    assert_eq!(want("lin")[9], 14, "the reference's linear schedule stops at 14");
 }

@@ -22,24 +22,14 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 1e-5,
-        }
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-5 }
     }
 }
 
 impl AdamConfig {
     /// torch.optim.Adam's betas and eps with the given learning rate and weight decay.
     pub fn new(lr: f64, weight_decay: f64) -> Result<Self> {
-        let cfg = AdamConfig {
-            lr,
-            weight_decay,
-            ..Default::default()
-        };
+        let cfg = AdamConfig { lr, weight_decay, ..Default::default() };
         let valid = |x: f64| x.is_finite() && x >= 0.0;
         if !(valid(lr) && valid(weight_decay)) {
             return Err(Error::invalid(
@@ -64,12 +54,7 @@ impl Adam {
     /// Fresh state (zero moments, step 0) for a parameter shaped like `param`.
     pub fn new(param: &Tensor, config: AdamConfig) -> Result<Self> {
         check::float(param, "param")?;
-        Ok(Adam {
-            config,
-            step: 0,
-            exp_avg: param.f_zeros_like()?,
-            exp_avg_sq: param.f_zeros_like()?,
-        })
+        Ok(Adam { config, step: 0, exp_avg: param.f_zeros_like()?, exp_avg_sq: param.f_zeros_like()? })
     }
 
     /// The hyper-parameters.
@@ -96,33 +81,18 @@ impl Adam {
                 got: grad.size(),
             });
         }
-        let AdamConfig {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        } = self.config;
+        let AdamConfig { lr, beta1, beta2, eps, weight_decay } = self.config;
         let _guard = tch::no_grad_guard();
         self.step += 1;
-        let grad = if weight_decay != 0.0 {
-            grad.f_add(&param.f_mul_scalar(weight_decay)?)?
-        } else {
-            grad.shallow_clone()
-        };
+        let grad =
+            if weight_decay != 0.0 { grad.f_add(&param.f_mul_scalar(weight_decay)?)? } else { grad.shallow_clone() };
         let _ = self.exp_avg.f_lerp_(&grad, 1.0 - beta1)?;
         let _ = self.exp_avg_sq.f_mul_scalar_(beta2)?;
-        let _ = self
-            .exp_avg_sq
-            .f_add_(&grad.f_mul(&grad)?.f_mul_scalar(1.0 - beta2)?)?;
+        let _ = self.exp_avg_sq.f_add_(&grad.f_mul(&grad)?.f_mul_scalar(1.0 - beta2)?)?;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
         let bias_correction2 = 1.0 - beta2.powi(self.step as i32);
         let step_size = lr / bias_correction1;
-        let denom = self
-            .exp_avg_sq
-            .f_sqrt()?
-            .f_div_scalar(bias_correction2.sqrt())?
-            .f_add_scalar(eps)?;
+        let denom = self.exp_avg_sq.f_sqrt()?.f_div_scalar(bias_correction2.sqrt())?.f_add_scalar(eps)?;
         let _ = param.f_sub_(&self.exp_avg.f_div(&denom)?.f_mul_scalar(step_size)?)?;
         Ok(())
     }

@@ -64,28 +64,15 @@ impl Schedule {
         if end < 1 || end > start || steps < 1 {
             return Err(Error::invalid(
                 "scheduler",
-                format!(
-                    "start = {start}, end = {end}, steps = {steps}; need 1 <= end <= start and steps >= 1"
-                ),
+                format!("start = {start}, end = {end}, steps = {steps}; need 1 <= end <= start and steps >= 1"),
             ));
         }
-        Ok(Schedule {
-            kind,
-            start,
-            end,
-            steps,
-            log_c: 0.1,
-        })
+        Ok(Schedule { kind, start, end, steps, log_c: 0.1 })
     }
 
     /// The number of prototypes per channel at step `step` (0-based).
     pub fn value(&self, step: usize) -> usize {
-        let (a, b, n, s) = (
-            self.start as f64,
-            self.end as f64,
-            self.steps as f64,
-            step as f64,
-        );
+        let (a, b, n, s) = (self.start as f64, self.end as f64, self.steps as f64, step as f64);
         let v = match self.kind {
             ScheduleKind::Lin if self.steps == 1 => a,
             ScheduleKind::Lin => (a - (a - b) * s / (n - 1.0)).round(),
@@ -116,42 +103,24 @@ mod tests {
     #[test]
     fn lin_goes_from_start_to_end_inclusive() {
         // 100 - 95·s/9, rounded: 100, 89.4, 78.9, 68.3, 57.8, 47.2, 36.7, 26.1, 15.6, 5
-        assert_eq!(
-            values(ScheduleKind::Lin),
-            [100, 89, 79, 68, 58, 47, 37, 26, 16, 5]
-        );
+        assert_eq!(values(ScheduleKind::Lin), [100, 89, 79, 68, 58, 47, 37, 26, 16, 5]);
     }
 
     #[test]
     fn lin_reference_stops_at_14_like_the_reference_code() {
-        assert_eq!(
-            values(ScheduleKind::LinReference),
-            [100, 90, 81, 71, 62, 52, 43, 33, 24, 14]
-        );
+        assert_eq!(values(ScheduleKind::LinReference), [100, 90, 81, 71, 62, 52, 43, 33, 24, 14]);
     }
 
     #[test]
     fn exp_and_log_match_the_reference_decay() {
-        assert_eq!(
-            values(ScheduleKind::Exp),
-            [100, 74, 54, 40, 30, 22, 16, 12, 9, 6]
-        );
-        assert_eq!(
-            values(ScheduleKind::Log),
-            [100, 92, 85, 77, 69, 60, 51, 40, 29, 18]
-        );
+        assert_eq!(values(ScheduleKind::Exp), [100, 74, 54, 40, 30, 22, 16, 12, 9, 6]);
+        assert_eq!(values(ScheduleKind::Log), [100, 92, 85, 77, 69, 60, 51, 40, 29, 18]);
     }
 
     #[test]
     fn single_step_and_flat_schedules() {
-        assert_eq!(
-            Schedule::new(ScheduleKind::Lin, 7, 3, 1).unwrap().values(),
-            [7]
-        );
-        assert_eq!(
-            Schedule::new(ScheduleKind::Lin, 5, 5, 4).unwrap().values(),
-            [5, 5, 5, 5]
-        );
+        assert_eq!(Schedule::new(ScheduleKind::Lin, 7, 3, 1).unwrap().values(), [7]);
+        assert_eq!(Schedule::new(ScheduleKind::Lin, 5, 5, 4).unwrap().values(), [5, 5, 5, 5]);
         assert!(Schedule::new(ScheduleKind::Lin, 5, 6, 4).is_err());
         assert!(Schedule::new(ScheduleKind::Exp, 5, 0, 4).is_err());
     }

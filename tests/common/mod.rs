@@ -6,17 +6,12 @@ use tch::{Device, Kind, Tensor};
 
 /// `tests/fixtures/<rel>` in this checkout.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
 
 /// The reference vectors (tests/fixtures/reference/vectors.safetensors) by name.
 pub fn reference_vectors() -> HashMap<String, Tensor> {
-    epic::io::load_tensors(&fixture("reference/vectors.safetensors"))
-        .expect("reference vectors")
-        .into_iter()
-        .collect()
+    epic::io::load_tensors(&fixture("reference/vectors.safetensors")).expect("reference vectors").into_iter().collect()
 }
 
 /// tests/fixtures/reference/expected.json.
@@ -32,8 +27,7 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 /// A tensor's values as f64, flattened, on the CPU.
 pub fn values(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Double).reshape([-1]))
-        .expect("values")
+    Vec::<f64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Double).reshape([-1])).expect("values")
 }
 
 /// A tensor's values as i64, flattened, on the CPU.
@@ -44,4 +38,26 @@ pub fn ints(t: &Tensor) -> Vec<i64> {
 /// The epic binary built for this test run.
 pub fn epic_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_epic"))
+}
+
+/// Standard-normal f32 tensor from a seeded generator of its own (splitmix64 +
+/// Box-Muller), so that tests running in parallel threads do not share
+/// libtorch's global RNG and every run sees the same numbers.
+pub fn randn(shape: &[i64], seed: u64) -> Tensor {
+    let mut state = seed.wrapping_add(0x9E3779B97F4A7C15);
+    let mut next = || {
+        state = state.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            let (u1, u2) = (next().max(1e-300), next());
+            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+        })
+        .collect();
+    Tensor::from_slice(&v).reshape(shape)
 }
