@@ -26,10 +26,7 @@ fn main() {
     // Resolve the venv symlink so the rpath survives a moved or re-created link.
     let lib_dir = lib_dir.canonicalize().unwrap_or(lib_dir);
     if !lib_dir.join("libtorch_cpu.so").exists() {
-        println!(
-            "cargo:warning=no libtorch_cpu.so in {}: run tools/setup.sh",
-            lib_dir.display()
-        );
+        println!("cargo:warning=no libtorch_cpu.so in {}: run tools/setup.sh", lib_dir.display());
         return;
     }
     let lib = lib_dir.display();

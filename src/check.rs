@@ -8,11 +8,7 @@ use tch::{Kind, Tensor};
 /// `t` has exactly `dims` dimensions; `expected` spells them out for the message ("[B,C,H,W]").
 pub(crate) fn dims(t: &Tensor, what: &str, dims: usize, expected: &str) -> Result<()> {
     if t.dim() != dims {
-        return Err(Error::Shape {
-            what: what.into(),
-            expected: expected.into(),
-            got: t.size(),
-        });
+        return Err(Error::Shape { what: what.into(), expected: expected.into(), got: t.size() });
     }
     Ok(())
 }
@@ -20,11 +16,7 @@ pub(crate) fn dims(t: &Tensor, what: &str, dims: usize, expected: &str) -> Resul
 /// `t` holds floating-point values.
 pub(crate) fn float(t: &Tensor, what: &str) -> Result<()> {
     if !t.is_floating_point() {
-        return Err(Error::Kind {
-            what: what.into(),
-            expected: "floating-point",
-            got: t.kind(),
-        });
+        return Err(Error::Kind { what: what.into(), expected: "floating-point", got: t.kind() });
     }
     Ok(())
 }
@@ -34,11 +26,7 @@ pub(crate) fn indices(t: &Tensor, what: &str) -> Result<Tensor> {
     match t.kind() {
         Kind::Int64 => Ok(t.shallow_clone()),
         Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8 => Ok(t.f_to_kind(Kind::Int64)?),
-        got => Err(Error::Kind {
-            what: what.into(),
-            expected: "integer",
-            got,
-        }),
+        got => Err(Error::Kind { what: what.into(), expected: "integer", got }),
     }
 }
 
@@ -50,18 +38,10 @@ pub(crate) fn in_range(t: &Tensor, what: &str, bound: i64) -> Result<()> {
     let lo = t.f_min()?.f_int64_value(&[])?;
     let hi = t.f_max()?.f_int64_value(&[])?;
     if lo < 0 {
-        return Err(Error::OutOfRange {
-            what: what.into(),
-            index: lo,
-            bound,
-        });
+        return Err(Error::OutOfRange { what: what.into(), index: lo, bound });
     }
     if hi >= bound {
-        return Err(Error::OutOfRange {
-            what: what.into(),
-            index: hi,
-            bound,
-        });
+        return Err(Error::OutOfRange { what: what.into(), index: hi, bound });
     }
     Ok(())
 }
@@ -69,11 +49,7 @@ pub(crate) fn in_range(t: &Tensor, what: &str, bound: i64) -> Result<()> {
 /// `a` and `b` are on the same device.
 pub(crate) fn same_device(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
     if a.device() != b.device() {
-        return Err(Error::Device {
-            what: what.into(),
-            a: a.device(),
-            b: b.device(),
-        });
+        return Err(Error::Device { what: what.into(), a: a.device(), b: b.device() });
     }
     Ok(())
 }
@@ -90,11 +66,7 @@ pub(crate) fn finite(t: &Tensor, what: &str) -> Result<()> {
 pub(crate) fn square(t: &Tensor, what: &str) -> Result<i64> {
     let s = t.size();
     if s.len() != 2 || s[0] != s[1] {
-        return Err(Error::Shape {
-            what: what.into(),
-            expected: "[C,C]".into(),
-            got: s,
-        });
+        return Err(Error::Shape { what: what.into(), expected: "[C,C]".into(), got: s });
     }
     Ok(s[0])
 }

@@ -11,35 +11,19 @@ use std::path::PathBuf;
 pub enum Error {
     /// A tensor argument has the wrong shape.
     #[error("{what}: expected shape {expected}, got {got:?}")]
-    Shape {
-        what: String,
-        expected: String,
-        got: Vec<i64>,
-    },
+    Shape { what: String, expected: String, got: Vec<i64> },
 
     /// A tensor argument has the wrong element type.
     #[error("{what}: expected {expected} elements, got {got:?}")]
-    Kind {
-        what: String,
-        expected: &'static str,
-        got: tch::Kind,
-    },
+    Kind { what: String, expected: &'static str, got: tch::Kind },
 
     /// Two tensors that must live together are on different devices.
     #[error("{what}: tensors are on different devices ({a:?} and {b:?}); move them with .to(device) first")]
-    Device {
-        what: String,
-        a: tch::Device,
-        b: tch::Device,
-    },
+    Device { what: String, a: tch::Device, b: tch::Device },
 
     /// An index (channel, class, row) is outside its range.
     #[error("{what}: index {index} is out of range 0..{bound}")]
-    OutOfRange {
-        what: String,
-        index: i64,
-        bound: i64,
-    },
+    OutOfRange { what: String, index: i64, bound: i64 },
 
     /// A value that must be finite is NaN or infinite.
     #[error("{what}: contains NaN or infinite values; check the features or the matrix that produced them")]
@@ -72,9 +56,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn invalid(what: impl Into<String>, why: impl Into<String>) -> Self {
-        Error::Invalid {
-            what: what.into(),
-            why: why.into(),
-        }
+        Error::Invalid { what: what.into(), why: why.into() }
     }
 }

@@ -27,6 +27,8 @@ pub mod explain;
 pub mod features;
 pub mod io;
 pub mod model;
+pub mod predict;
+pub mod progress;
 pub mod prototypes;
 pub mod report;
 pub mod script;
@@ -36,9 +38,7 @@ pub use error::{Error, Result};
 /// The names most programs need: `use epic::prelude::*;`.
 pub mod prelude {
     pub use crate::device::parse_device;
-    pub use crate::disentangle::{
-        purity_step, Adam, AdamConfig, Disentangler, MatrixKind, Schedule, ScheduleKind,
-    };
+    pub use crate::disentangle::{purity_step, Adam, AdamConfig, Disentangler, MatrixKind, Schedule, ScheduleKind};
     pub use crate::error::{Error, Result};
     pub use crate::explain::{logits, max_logit_change, modified_head, top_channels, TopChannels};
     pub use crate::features::{channel_activation, rotate, rotate_sums};

@@ -49,11 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", epic::script::docs::markdown());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run {
-            script,
-            args,
-            device,
-        } => {
+        Command::Run { script, args, device } => {
             let args = epic::script::args::parse_args(&args).map_err(anyhow::Error::msg)?;
             let device = epic::device::parse_device(&device).context("--device")?;
             let options = epic::script::HostOptions { device };

@@ -5,9 +5,7 @@
 /// Cells are left-aligned; each column is as wide as its widest cell. Rows shorter
 /// than the header are padded with empty cells.
 pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
-    let ncol = header
-        .len()
-        .max(rows.iter().map(Vec::len).max().unwrap_or(0));
+    let ncol = header.len().max(rows.iter().map(Vec::len).max().unwrap_or(0));
     let cell = |r: &[String], i: usize| r.get(i).map(String::as_str).unwrap_or("").to_string();
     let mut width = vec![0usize; ncol];
     for r in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
@@ -16,9 +14,7 @@ pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |r: &[String]| {
-        let cells: Vec<String> = (0..ncol)
-            .map(|i| format!("{:<w$}", cell(r, i), w = width[i]))
-            .collect();
+        let cells: Vec<String> = (0..ncol).map(|i| format!("{:<w$}", cell(r, i), w = width[i])).collect();
         format!("| {} |", cells.join(" | "))
     };
     let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
@@ -40,15 +36,8 @@ pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> crate::Result<f64> {
     if a.numel() == 0 {
         return Ok(0.0);
     }
-    let host = |t: &tch::Tensor| {
-        t.f_to_device(tch::Device::Cpu)?
-            .f_to_kind(tch::Kind::Double)
-    };
-    Ok(host(a)?
-        .f_sub(&host(b)?)?
-        .f_abs()?
-        .f_max()?
-        .f_double_value(&[])?)
+    let host = |t: &tch::Tensor| t.f_to_device(tch::Device::Cpu)?.f_to_kind(tch::Kind::Double);
+    Ok(host(a)?.f_sub(&host(b)?)?.f_abs()?.f_max()?.f_double_value(&[])?)
 }
 
 #[cfg(test)]
@@ -56,19 +45,11 @@ mod tests {
     #[test]
     fn columns_align_to_the_widest_cell() {
         let h = vec!["name".to_string(), "x".to_string()];
-        let rows = vec![
-            vec!["a".to_string(), "12345".to_string()],
-            vec!["long name".to_string()],
-        ];
+        let rows = vec![vec!["a".to_string(), "12345".to_string()], vec!["long name".to_string()]];
         let t = super::table(&h, &rows);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4);
-        assert!(
-            lines
-                .iter()
-                .all(|l| l.chars().count() == lines[0].chars().count()),
-            "{t}"
-        );
+        assert!(lines.iter().all(|l| l.chars().count() == lines[0].chars().count()), "{t}");
         assert_eq!(lines[3], "| long name |       |");
     }
 }

@@ -9,17 +9,13 @@ use tch::{Device, Kind, Tensor};
 
 fn lite0() -> Network {
     let mut net = Network::new("efficientnet_lite0", 1000, Device::Cpu).unwrap();
-    let w =
-        default_weights("efficientnet_lite0").expect("Lite0 weights installed by tools/setup.sh");
+    let w = default_weights("efficientnet_lite0").expect("Lite0 weights installed by tools/setup.sh");
     net.load_weights(&w).unwrap();
     net
 }
 
 fn golden() -> serde_json::Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(fixture("efficientnet_lite0/expected.json")).unwrap(),
-    )
-    .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixture("efficientnet_lite0/expected.json")).unwrap()).unwrap()
 }
 
 #[test]
@@ -27,55 +23,26 @@ fn lite0_reproduces_the_golden_logits_on_the_synthetic_input() {
     let g = &golden()["synthetic_input"];
     let net = lite0();
     // x = ((arange(3·224·224) % 251)/125 − 1), already normalised.
-    let x = (Tensor::arange(3 * 224 * 224, (Kind::Int64, Device::Cpu))
-        .remainder(251)
-        .to_kind(Kind::Float)
-        / 125.0
+    let x = (Tensor::arange(3 * 224 * 224, (Kind::Int64, Device::Cpu)).remainder(251).to_kind(Kind::Float) / 125.0
         - 1.0)
         .reshape([1, 3, 224, 224]);
     let z = net.features(&x).unwrap();
-    let shape: Vec<i64> = g["feature_map_shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let shape: Vec<i64> = g["feature_map_shape"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert_eq!(z.size(), shape);
     let tol = g["tolerance_abs"].as_f64().unwrap();
     let mean = z.mean(Kind::Double).double_value(&[]);
     let max = z.max().double_value(&[]);
-    assert!(
-        (mean - g["feature_map_mean"].as_f64().unwrap()).abs() < tol,
-        "feature mean {mean}"
-    );
-    assert!(
-        (max - g["feature_map_max"].as_f64().unwrap()).abs() < tol,
-        "feature max {max}"
-    );
+    assert!((mean - g["feature_map_mean"].as_f64().unwrap()).abs() < tol, "feature mean {mean}");
+    assert!((max - g["feature_map_max"].as_f64().unwrap()).abs() < tol, "feature max {max}");
     let logits = net.head_logits(&z).unwrap();
     let got = values(&logits.narrow(1, 0, 5));
-    let want: Vec<f64> = g["logits_0_5"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    let dev = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let want: Vec<f64> = g["logits_0_5"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let dev = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     eprintln!("Lite0 synthetic: logits[0..5] max |Δ| = {dev:.2e}");
     assert!(dev < tol, "{got:?} vs {want:?}");
-    assert_eq!(
-        ints(&logits.argmax(1, false)),
-        [g["argmax"].as_i64().unwrap()]
-    );
+    assert_eq!(ints(&logits.argmax(1, false)), [g["argmax"].as_i64().unwrap()]);
     let max_logit = logits.max().double_value(&[]);
-    assert!(
-        (max_logit - g["max_logit"].as_f64().unwrap()).abs() < tol,
-        "max logit {max_logit}"
-    );
+    assert!((max_logit - g["max_logit"].as_f64().unwrap()).abs() < tol, "max logit {max_logit}");
     // The split is exact: head(backbone(x)) is the network's own logits.
     assert_eq!(max_abs_diff(&net.logits(&x).unwrap(), &logits), 0.0);
 }
@@ -86,41 +53,17 @@ fn weights_of_another_shape_or_architecture_are_listed() {
     // A 10-class head cannot take the 1000-class checkpoint: only the head differs.
     let mut net = Network::new("efficientnet_lite0", 10, Device::Cpu).unwrap();
     let e = net.load_weights(&w).unwrap_err().to_string();
-    assert!(
-        e.contains("_fc.weight [1000, 1280] (model wants [10, 1280])"),
-        "{e}"
-    );
+    assert!(e.contains("_fc.weight [1000, 1280] (model wants [10, 1280])"), "{e}");
     assert!(e.contains("set model.num_classes"), "{e}");
 
     // A state dict of another architecture: missing and unexpected keys, by name.
-    let state = vec![(
-        "conv1.weight".to_string(),
-        Tensor::zeros([64, 3, 7, 7], (Kind::Float, Device::Cpu)),
-    )];
+    let state = vec![("conv1.weight".to_string(), Tensor::zeros([64, 3, 7, 7], (Kind::Float, Device::Cpu)))];
     let mut net = Network::new("efficientnet_lite0", 1000, Device::Cpu).unwrap();
-    let e = net
-        .load_state_dict(&state, std::path::Path::new("resnet18.pth"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("resnet18.pth: weights do not fit efficientnet_lite0"),
-        "{e}"
-    );
-    assert!(
-        e.contains("missing keys: _blocks.0._bn1.bias") && e.contains("in all)"),
-        "{e}"
-    );
-    assert!(
-        e.contains("unexpected keys: conv1.weight") && e.contains("another architecture"),
-        "{e}"
-    );
+    let e = net.load_state_dict(&state, std::path::Path::new("resnet18.pth")).unwrap_err().to_string();
+    assert!(e.starts_with("resnet18.pth: weights do not fit efficientnet_lite0"), "{e}");
+    assert!(e.contains("missing keys: _blocks.0._bn1.bias") && e.contains("in all)"), "{e}");
+    assert!(e.contains("unexpected keys: conv1.weight") && e.contains("another architecture"), "{e}");
 
-    let e = Network::new("resnet9000", 1000, Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        e.contains("unknown model") && e.contains("efficientnet_lite0"),
-        "{e}"
-    );
+    let e = Network::new("resnet9000", 1000, Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("unknown model") && e.contains("efficientnet_lite0"), "{e}");
 }

@@ -12,17 +12,8 @@ fn python() -> PathBuf {
 
 /// Runs Python with `dir` as argv[1]; panics with its stderr on failure.
 fn run_python(code: &str, dir: &Path) {
-    let o = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .arg(dir)
-        .output()
-        .expect("the venv's python (tools/setup.sh)");
-    assert!(
-        o.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = Command::new(python()).arg("-c").arg(code).arg(dir).output().expect("the venv's python (tools/setup.sh)");
+    assert!(o.status.success(), "python failed:\n{}", String::from_utf8_lossy(&o.stderr));
 }
 
 const MAKE: &str = r#"
@@ -50,24 +41,11 @@ fn check_against_python(path: &Path, key: Option<&str>, expected: &serde_json::V
     let names: Vec<&str> = sd.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        [
-            "conv.weight",
-            "fc.weight",
-            "fc.bias",
-            "bn.running_mean",
-            "bn.num_batches_tracked",
-            "mask",
-            "emb"
-        ]
+        ["conv.weight", "fc.weight", "fc.bias", "bn.running_mean", "bn.num_batches_tracked", "mask", "emb"]
     );
     for (name, t) in &sd {
         let e = &expected[name];
-        let shape: Vec<i64> = e["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_i64().unwrap())
-            .collect();
+        let shape: Vec<i64> = e["shape"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
         assert_eq!(t.size(), shape, "{name}");
         let dtype = e["dtype"].as_str().unwrap();
         let want_kind = match dtype {
@@ -79,18 +57,8 @@ fn check_against_python(path: &Path, key: Option<&str>, expected: &serde_json::V
             other => panic!("{other}"),
         };
         assert_eq!(t.kind(), want_kind, "{name}");
-        let want: Vec<f64> = e["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
-        assert_eq!(
-            values(t),
-            want,
-            "{name}: values differ ({})",
-            path.display()
-        );
+        let want: Vec<f64> = e["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(values(t), want, "{name}: values differ ({})", path.display());
     }
 }
 
@@ -99,8 +67,7 @@ fn zip_legacy_and_checkpoint_dicts_load_like_pytorch() {
     let tmp = tempfile::tempdir().unwrap();
     run_python(MAKE, tmp.path());
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("expected.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("expected.json")).unwrap()).unwrap();
     check_against_python(&tmp.path().join("zip.pth"), None, &expected);
     check_against_python(&tmp.path().join("legacy.pth"), None, &expected);
     check_against_python(&tmp.path().join("checkpoint.pth"), None, &expected);
@@ -110,10 +77,7 @@ fn zip_legacy_and_checkpoint_dicts_load_like_pytorch() {
         .state_dict(Some("ema"))
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("no entry \"ema\"") && e.contains("\"model\", \"epoch\", \"optimizer\""),
-        "{e}"
-    );
+    assert!(e.contains("no entry \"ema\"") && e.contains("\"model\", \"epoch\", \"optimizer\""), "{e}");
 }
 
 #[test]
@@ -132,13 +96,8 @@ torch.save({"w": torch.zeros(2), "x": Evil()}, f"{d}/evil_legacy.pth", _use_new_
         tmp.path(),
     );
     for name in ["evil_zip.pth", "evil_legacy.pth"] {
-        let e = epic::model::pth::read_pth(&tmp.path().join(name))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(name) && e.contains("refused") && e.contains("posix.system"),
-            "{e}"
-        );
+        let e = epic::model::pth::read_pth(&tmp.path().join(name)).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains("refused") && e.contains("posix.system"), "{e}");
     }
     assert!(!tmp.path().join("pwned").exists());
 }
@@ -152,10 +111,7 @@ fn truncated_and_foreign_files_are_clear_errors() {
         for frac in [0.1, 0.5, 0.9, 0.999] {
             let cut = tmp.path().join(format!("cut_{frac}_{name}"));
             std::fs::write(&cut, &bytes[..(bytes.len() as f64 * frac) as usize]).unwrap();
-            let e = epic::model::pth::read_pth(&cut)
-                .and_then(|c| c.state_dict(None))
-                .unwrap_err()
-                .to_string();
+            let e = epic::model::pth::read_pth(&cut).and_then(|c| c.state_dict(None)).unwrap_err().to_string();
             assert!(e.contains(&cut.display().to_string()), "{e}");
             assert!(
                 e.contains("truncated") || e.contains("corrupt") || e.contains("unreadable"),
@@ -166,10 +122,7 @@ fn truncated_and_foreign_files_are_clear_errors() {
     let text = tmp.path().join("notes.pth");
     std::fs::write(&text, "hello").unwrap();
     let e = epic::model::pth::read_pth(&text).unwrap_err().to_string();
-    assert!(
-        e.contains("neither a zip nor a legacy PyTorch checkpoint"),
-        "{e}"
-    );
+    assert!(e.contains("neither a zip nor a legacy PyTorch checkpoint"), "{e}");
 }
 
 /// Python that re-saves a state dict as safetensors by hand (no extra package):
@@ -194,23 +147,12 @@ print(src)
 #[test]
 fn the_lite0_legacy_file_loads_bit_identically_to_pytorch() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = Command::new(python())
-        .arg("-c")
-        .arg(RESAVE_AS_SAFETENSORS)
-        .arg(tmp.path())
-        .output()
-        .unwrap();
+    let o = Command::new(python()).arg("-c").arg(RESAVE_AS_SAFETENSORS).arg(tmp.path()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let src = PathBuf::from(String::from_utf8(o.stdout).unwrap().trim());
-    let ours = epic::model::pth::read_pth(&src)
-        .unwrap()
-        .state_dict(None)
-        .unwrap();
+    let ours = epic::model::pth::read_pth(&src).unwrap().state_dict(None).unwrap();
     let torch: std::collections::HashMap<String, tch::Tensor> =
-        epic::io::load_tensors(&tmp.path().join("lite0.safetensors"))
-            .unwrap()
-            .into_iter()
-            .collect();
+        epic::io::load_tensors(&tmp.path().join("lite0.safetensors")).unwrap().into_iter().collect();
     assert_eq!(ours.len(), torch.len());
     let mut params = 0;
     for (name, t) in &ours {
@@ -219,9 +161,6 @@ fn the_lite0_legacy_file_loads_bit_identically_to_pytorch() {
         assert!(t.equal(want), "{name}: values differ");
         params += t.numel();
     }
-    eprintln!(
-        "Lite0: {} tensors, {params} values, bit-identical",
-        ours.len()
-    );
+    eprintln!("Lite0: {} tensors, {params} values, bit-identical", ours.len());
     assert!(params > 4_000_000, "{params}");
 }

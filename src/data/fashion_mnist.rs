@@ -11,18 +11,8 @@ use std::path::{Path, PathBuf};
 pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// The ten class names, by label.
-pub const CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+pub const CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 const SIDE: usize = 28;
 
@@ -38,47 +28,27 @@ pub struct FashionMnist {
 }
 
 fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
-    let bad = |why: String| Error::Layout {
-        path: path.into(),
-        why,
-    };
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
+    let bad = |why: String| Error::Layout { path: path.into(), why };
+    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
     let mut bytes = Vec::new();
     let read = if path.extension().is_some_and(|e| e == "gz") {
         flate2::read::GzDecoder::new(file).read_to_end(&mut bytes)
     } else {
         std::io::BufReader::new(file).read_to_end(&mut bytes)
     };
-    read.map_err(|e| {
-        bad(format!(
-            "cannot decompress ({e}); the file may be truncated"
-        ))
-    })?;
-    let word = |i: usize| {
-        bytes
-            .get(4 * i..4 * i + 4)
-            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
-    };
+    read.map_err(|e| bad(format!("cannot decompress ({e}); the file may be truncated")))?;
+    let word =
+        |i: usize| bytes.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize);
     let found = word(0).ok_or_else(|| bad("shorter than an IDX header".into()))?;
     if found != magic as usize {
-        return Err(bad(format!(
-            "IDX magic 0x{found:08x}, expected 0x{magic:08x}"
-        )));
+        return Err(bad(format!("IDX magic 0x{found:08x}, expected 0x{magic:08x}")));
     }
     let ndim = magic as usize & 0xff;
-    let dims: Vec<usize> = (1..=ndim)
-        .map(word)
-        .collect::<Option<_>>()
-        .ok_or_else(|| bad("truncated IDX header".into()))?;
+    let dims: Vec<usize> =
+        (1..=ndim).map(word).collect::<Option<_>>().ok_or_else(|| bad("truncated IDX header".into()))?;
     let body = bytes.split_off(4 * (ndim + 1));
     if body.len() != dims.iter().product::<usize>() {
-        return Err(bad(format!(
-            "{} data bytes for dimensions {dims:?}; the file is truncated",
-            body.len()
-        )));
+        return Err(bad(format!("{} data bytes for dimensions {dims:?}; the file is truncated", body.len())));
     }
     Ok((dims, body))
 }
@@ -88,9 +58,7 @@ impl FashionMnist {
     /// (default: Debian's location), keeping the first `per_class` images of each
     /// class in file order when given.
     pub fn open(dir: Option<&Path>, split: &str, per_class: Option<usize>) -> Result<Self> {
-        let dir = dir
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEBIAN_DIR));
+        let dir = dir.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEBIAN_DIR));
         let prefix = match split {
             "train" => "train",
             "test" | "val" => "t10k",
@@ -108,7 +76,8 @@ impl FashionMnist {
                 .find(|p| p.is_file())
                 .ok_or_else(|| Error::Layout {
                     path: dir.join(format!("{prefix}-{stem}.gz")),
-                    why: "missing; install Debian's dataset-fashion-mnist (tools/setup.sh does) or pass the folder".into(),
+                    why: "missing; install Debian's dataset-fashion-mnist (tools/setup.sh does) or pass the folder"
+                        .into(),
                 })
         };
         let (idims, pixels) = read_idx(&find("images-idx3-ubyte")?, 0x0803)?;
@@ -159,24 +128,14 @@ impl Dataset for FashionMnist {
     }
 
     fn image(&self, i: usize) -> Result<RgbImage> {
-        let j = *self.chosen.get(i).ok_or(Error::OutOfRange {
-            index: i,
-            len: self.chosen.len(),
-        })?;
+        let j = *self.chosen.get(i).ok_or(Error::OutOfRange { index: i, len: self.chosen.len() })?;
         let gray = &self.pixels[j * SIDE * SIDE..(j + 1) * SIDE * SIDE];
         let rgb: Vec<u8> = gray.iter().flat_map(|&g| [g, g, g]).collect();
-        RgbImage::from_raw(SIDE as u32, SIDE as u32, rgb).ok_or(Error::OutOfRange {
-            index: i,
-            len: self.chosen.len(),
-        })
+        RgbImage::from_raw(SIDE as u32, SIDE as u32, rgb).ok_or(Error::OutOfRange { index: i, len: self.chosen.len() })
     }
 
     fn describe(&self, i: usize) -> String {
-        format!(
-            "fashion-mnist {} #{}",
-            self.split,
-            self.file_index(i).map_or(-1, |j| j as i64)
-        )
+        format!("fashion-mnist {} #{}", self.split, self.file_index(i).map_or(-1, |j| j as i64))
     }
 
     fn fingerprint(&self) -> String {

@@ -12,9 +12,7 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 
 /// torchvision's `IMG_EXTENSIONS`.
-pub const EXTENSIONS: [&str; 9] = [
-    "jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp",
-];
+pub const EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp"];
 
 /// A labelled image folder in torchvision's order.
 #[derive(Debug, Clone)]
@@ -26,52 +24,33 @@ pub struct ImageFolder {
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-        path: dir.into(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
     let mut out = Vec::new();
     for e in entries {
-        out.push(
-            e.map_err(|source| Error::Io {
-                path: dir.into(),
-                source,
-            })?
-            .path(),
-        );
+        out.push(e.map_err(|source| Error::Io { path: dir.into(), source })?.path());
     }
     out.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     Ok(out)
 }
 
 fn has_image_extension(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 impl ImageFolder {
     /// Scans `root`. Errors when `root` is missing, has no class folders, or a
     /// class folder holds no image; each error names the folder and the layout.
     pub fn open(root: &Path) -> Result<Self> {
-        let layout = |why: String| Error::Layout {
-            path: root.into(),
-            why,
-        };
+        let layout = |why: String| Error::Layout { path: root.into(), why };
         if !root.is_dir() {
             return Err(layout(
-                "no such folder; expected one sub-folder per class, e.g. train/n01440764/*.JPEG"
-                    .into(),
+                "no such folder; expected one sub-folder per class, e.g. train/n01440764/*.JPEG".into(),
             ));
         }
-        let class_dirs: Vec<PathBuf> = read_dir_sorted(root)?
-            .into_iter()
-            .filter(|p| p.is_dir())
-            .collect();
+        let class_dirs: Vec<PathBuf> = read_dir_sorted(root)?.into_iter().filter(|p| p.is_dir()).collect();
         if class_dirs.is_empty() {
             return Err(layout(
-                "no class folders; expected one sub-folder per class, e.g. train/n01440764/*.JPEG"
-                    .into(),
+                "no class folders; expected one sub-folder per class, e.g. train/n01440764/*.JPEG".into(),
             ));
         }
         let mut classes = Vec::new();
@@ -79,18 +58,12 @@ impl ImageFolder {
         let mut skipped = Vec::new();
         let mut empty = Vec::new();
         for (label, dir) in class_dirs.iter().enumerate() {
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             // os.walk order: folders sorted by path, files sorted within each.
             let mut folders = vec![dir.clone()];
             let mut i = 0;
             while i < folders.len() {
-                let subs: Vec<PathBuf> = read_dir_sorted(&folders[i])?
-                    .into_iter()
-                    .filter(|p| p.is_dir())
-                    .collect();
+                let subs: Vec<PathBuf> = read_dir_sorted(&folders[i])?.into_iter().filter(|p| p.is_dir()).collect();
                 folders.extend(subs);
                 i += 1;
             }
@@ -117,12 +90,7 @@ impl ImageFolder {
                 EXTENSIONS.join(" ")
             )));
         }
-        Ok(ImageFolder {
-            root: root.into(),
-            classes,
-            samples,
-            skipped,
-        })
+        Ok(ImageFolder { root: root.into(), classes, samples, skipped })
     }
 
     /// The folder scanned.
@@ -155,17 +123,12 @@ impl Dataset for ImageFolder {
     }
 
     fn image(&self, i: usize) -> Result<RgbImage> {
-        let (path, _) = self.samples.get(i).ok_or(Error::OutOfRange {
-            index: i,
-            len: self.samples.len(),
-        })?;
+        let (path, _) = self.samples.get(i).ok_or(Error::OutOfRange { index: i, len: self.samples.len() })?;
         super::image::load_rgb(path)
     }
 
     fn describe(&self, i: usize) -> String {
-        self.samples
-            .get(i)
-            .map_or_else(|| format!("#{i}"), |s| s.0.display().to_string())
+        self.samples.get(i).map_or_else(|| format!("#{i}"), |s| s.0.display().to_string())
     }
 
     /// Relative paths, sizes and modification times of every image, hashed.
@@ -173,19 +136,11 @@ impl Dataset for ImageFolder {
         let mut h = crate::io::Fingerprint::new();
         h.add_str("image-folder");
         for (path, label) in &self.samples {
-            h.add_str(
-                &path
-                    .strip_prefix(&self.root)
-                    .unwrap_or(path)
-                    .to_string_lossy(),
-            );
+            h.add_str(&path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy());
             h.add_u64(*label as u64);
             if let Ok(meta) = std::fs::metadata(path) {
                 h.add_u64(meta.len());
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
                 h.add_u64(mtime.map_or(0, |d| d.as_nanos() as u64));
             }
         }

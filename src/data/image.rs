@@ -14,17 +14,9 @@ pub const MAX_SIDE: u32 = 20_000;
 
 /// Decodes `path` to RGB8.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let bad = |why: String| Error::Decode {
-        path: path.into(),
-        why,
-    };
-    let reader = ImageReader::open(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    let mut reader = reader
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?;
+    let bad = |why: String| Error::Decode { path: path.into(), why };
+    let reader = ImageReader::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    let mut reader = reader.with_guessed_format().map_err(|e| bad(e.to_string()))?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

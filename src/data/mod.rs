@@ -3,6 +3,7 @@
 //! ([`transform`]), torchvision-ordered image folders ([`folder`]), Fashion-MNIST's
 //! IDX files ([`fashion_mnist`]), and batches decoded in parallel while the
 //! backbone works on the previous one ([`loader`]).
+pub mod classes;
 pub mod fashion_mnist;
 pub mod folder;
 pub mod image;

@@ -28,9 +28,7 @@ pub fn resized_size(h: i64, w: i64, target: i64) -> (i64, i64) {
 pub fn to_tensor(img: &RgbImage) -> Result<Tensor> {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let t = Tensor::f_from_data_size(img.as_raw(), &[h, w, 3], Kind::Uint8)?;
-    Ok(t.f_permute([2, 0, 1])?
-        .f_unsqueeze(0)?
-        .f_to_kind(Kind::Float)?)
+    Ok(t.f_permute([2, 0, 1])?.f_unsqueeze(0)?.f_to_kind(Kind::Float)?)
 }
 
 /// Resize (shorter side → `size`, bilinear, antialiased, rounded to 8 bits):
@@ -67,12 +65,8 @@ pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Tensor> {
     let x = center_crop(&resize(&to_tensor(img)?, p.resize)?, p.crop)?;
     let mean = Tensor::f_from_slice(&p.mean.map(|m| m * 255.0))?.f_view([1, 3, 1, 1])?;
     let std = Tensor::f_from_slice(&p.std.map(|s| s * 255.0))?.f_view([1, 3, 1, 1])?;
-    let x = x
-        .f_sub(&mean.f_to_kind(Kind::Float)?)?
-        .f_div(&std.f_to_kind(Kind::Float)?)?;
-    Ok(x.f_squeeze_dim(0)?
-        .f_to_device(Device::Cpu)?
-        .f_contiguous()?)
+    let x = x.f_sub(&mean.f_to_kind(Kind::Float)?)?.f_div(&std.f_to_kind(Kind::Float)?)?;
+    Ok(x.f_squeeze_dim(0)?.f_to_device(Device::Cpu)?.f_contiguous()?)
 }
 
 #[cfg(test)]
@@ -90,20 +84,13 @@ mod tests {
     #[test]
     fn crop_offsets_round_half_to_even() {
         // 227 − 224 = 3 → 1.5 → 2 (Python's round), not 1.
-        let x = Tensor::arange(227, (Kind::Float, Device::Cpu))
-            .view([1, 1, 1, 227])
-            .expand([1, 3, 224, 227], false);
+        let x = Tensor::arange(227, (Kind::Float, Device::Cpu)).view([1, 1, 1, 227]).expand([1, 3, 224, 227], false);
         let c = center_crop(&x, 224).unwrap();
         assert_eq!(c.size(), [1, 3, 224, 224]);
         assert_eq!(c.double_value(&[0, 0, 0, 0]), 2.0);
         // 225 − 224 = 1 → 0.5 → 0.
-        let x = Tensor::arange(225, (Kind::Float, Device::Cpu))
-            .view([1, 1, 1, 225])
-            .expand([1, 3, 224, 225], false);
-        assert_eq!(
-            center_crop(&x, 224).unwrap().double_value(&[0, 0, 0, 0]),
-            0.0
-        );
+        let x = Tensor::arange(225, (Kind::Float, Device::Cpu)).view([1, 1, 1, 225]).expand([1, 3, 224, 225], false);
+        assert_eq!(center_crop(&x, 224).unwrap().double_value(&[0, 0, 0, 0]), 0.0);
     }
 
     #[test]
@@ -114,10 +101,7 @@ mod tests {
         // (127 − 127)/128 = 0, (255 − 127)/128 = 1, (0 − 127)/128 = −0.9921875
         for (c, want) in [0.0, 1.0, -0.9921875].iter().enumerate() {
             let v = t.get(c as i64);
-            assert!(
-                (v.max().double_value(&[]) - want).abs() < 1e-5
-                    && (v.min().double_value(&[]) - want).abs() < 1e-5
-            );
+            assert!((v.max().double_value(&[]) - want).abs() < 1e-5 && (v.min().double_value(&[]) - want).abs() < 1e-5);
         }
     }
 }

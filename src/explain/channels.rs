@@ -53,24 +53,13 @@ pub fn top_channels(
         Some(t) => {
             let t = check::indices(t, "classes")?;
             if t.size() != [b] {
-                return Err(Error::Shape {
-                    what: "classes".into(),
-                    expected: format!("[{b}]"),
-                    got: t.size(),
-                });
+                return Err(Error::Shape { what: "classes".into(), expected: format!("[{b}]"), got: t.size() });
             }
             check::in_range(&t, "classes", weight_modified.size()[0])?;
             t.f_to_device(rotated.device())?
         }
     };
-    let contributions = weight_modified
-        .f_index_select(0, &classes)?
-        .f_mul(&pooled.f_relu()?)?; // [B,C]
+    let contributions = weight_modified.f_index_select(0, &classes)?.f_mul(&pooled.f_relu()?)?; // [B,C]
     let (scores, channels) = contributions.f_topk(k, 1, true, true)?;
-    Ok(TopChannels {
-        classes,
-        channels,
-        scores,
-        logits,
-    })
+    Ok(TopChannels { classes, channels, scores, logits })
 }

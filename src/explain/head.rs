@@ -27,11 +27,7 @@ pub(crate) fn linear(pooled: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<
         });
     }
     if bias.size() != [k] {
-        return Err(Error::Shape {
-            what: "bias".into(),
-            expected: format!("[{k}]"),
-            got: bias.size(),
-        });
+        return Err(Error::Shape { what: "bias".into(), expected: format!("[{k}]"), got: bias.size() });
     }
     check::same_device(pooled, weight, "head(features, weight)")?;
     check::same_device(weight, bias, "head(weight, bias)")?;
@@ -61,17 +57,8 @@ pub fn modified_head(weight: &Tensor, u: &Tensor) -> Result<Tensor> {
 /// Largest |logit change| from explaining in U's basis: max over images and classes
 /// of |head′(U·Z) − head(Z)|, with head′ = (A·U⁻¹, b). `features` [B,C,H,W], `weight`
 /// [K,C], `bias` [K], `u` [C,C] → f64. EPIC promises 0 up to float rounding.
-pub fn max_logit_change(
-    features: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
-    u: &Tensor,
-) -> Result<f64> {
+pub fn max_logit_change(features: &Tensor, weight: &Tensor, bias: &Tensor, u: &Tensor) -> Result<f64> {
     let before = logits(features, weight, bias)?;
     let after = logits(&rotate(features, u)?, &modified_head(weight, u)?, bias)?;
-    Ok(after
-        .f_sub(&before)?
-        .f_abs()?
-        .f_max()?
-        .f_double_value(&[])?)
+    Ok(after.f_sub(&before)?.f_abs()?.f_max()?.f_double_value(&[])?)
 }

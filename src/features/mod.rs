@@ -5,7 +5,15 @@
 //!
 //! Because Σ_hw(U·z) = U·Σ_hw z, the spatial sums of a whole training set, taken
 //! once, rank the images under any later U ([`rotate_sums`]): this is what makes
-//! re-selecting prototypes cheap.
+//! re-selecting prototypes cheap. The [`bank`] keeps those sums for a whole data
+//! set from one backbone pass; the [`memo`] keeps the full maps of the current
+//! prototypes.
+pub mod bank;
+pub mod memo;
+
+pub use bank::{extract, Bank, BankError, ExtractOptions, ExtractReport};
+pub use memo::FeatureMemo;
+
 use crate::check;
 use crate::error::Result;
 use tch::Tensor;
@@ -27,11 +35,7 @@ pub fn rotate(features: &Tensor, u: &Tensor) -> Result<Tensor> {
             got: s,
         });
     }
-    Ok(Tensor::f_einsum(
-        "ij,bjhw->bihw",
-        &[u, features],
-        None::<i64>,
-    )?)
+    Ok(Tensor::f_einsum("ij,bjhw->bihw", &[u, features], None::<i64>)?)
 }
 
 /// Spatial sum per channel: `features` [B,C,H,W] → [B,C], same dtype.

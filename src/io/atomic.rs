@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The temporary sibling `dir/.name.<pid>.tmp` that `path` is written through.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
@@ -28,12 +25,7 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resu
     let tmp = temp_path(path);
     let result = fill(&tmp).and_then(|()| {
         let file = std::fs::OpenOptions::new().write(true).open(&tmp);
-        file.and_then(|f| f.sync_all())
-            .map_err(|source| Error::Io {
-                action: "write",
-                path: tmp.clone(),
-                source,
-            })?;
+        file.and_then(|f| f.sync_all()).map_err(|source| Error::Io { action: "write", path: tmp.clone(), source })?;
         std::fs::rename(&tmp, path).map_err(|source| Error::Io {
             action: "rename into",
             path: path.to_path_buf(),
@@ -54,10 +46,6 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             path: tmp.to_path_buf(),
             source,
         })?;
-        f.write_all(bytes).map_err(|source| Error::Io {
-            action: "write",
-            path: tmp.to_path_buf(),
-            source,
-        })
+        f.write_all(bytes).map_err(|source| Error::Io { action: "write", path: tmp.to_path_buf(), source })
     })
 }

@@ -26,6 +26,17 @@ impl Fingerprint {
         }
     }
 
+    /// Adds bulk data 8 bytes per step (faster than [`add_bytes`](Self::add_bytes)
+    /// for tensors; a different hash of the same bytes).
+    pub fn add_words(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.0 ^= u64::from_le_bytes(c.try_into().expect("8 bytes")) as u128;
+            self.0 = self.0.wrapping_mul(PRIME);
+        }
+        self.add_bytes(chunks.remainder());
+    }
+
     /// Adds a string with its length, so that ("ab","c") ≠ ("a","bc").
     pub fn add_str(&mut self, s: &str) {
         self.add_u64(s.len() as u64);

@@ -33,12 +33,8 @@ pub fn purity_argmax(features: &Tensor, channels: &Tensor) -> Result<Tensor> {
     let peak = own.f_argmax(1, false)?; // [B]
     let at_peak = peak.f_view([b, 1, 1])?.f_expand([b, c, 1], false)?;
     let vectors = flat.f_gather(2, &at_peak, false)?.f_squeeze_dim(2)?; // [B,C]
-    let norm = vectors
-        .f_norm_scalaropt_dim(2.0, [-1i64].as_slice(), false)?
-        .f_clamp_min(1e-8)?;
-    let own_value = vectors
-        .f_gather(1, &channels.f_view([b, 1])?, false)?
-        .f_squeeze_dim(1)?;
+    let norm = vectors.f_norm_scalaropt_dim(2.0, [-1i64].as_slice(), false)?.f_clamp_min(1e-8)?;
+    let own_value = vectors.f_gather(1, &channels.f_view([b, 1])?, false)?.f_squeeze_dim(1)?;
     Ok(own_value.f_div(&norm)?)
 }
 
@@ -61,9 +57,7 @@ pub fn mean_purity(features: &Tensor, prototypes: &Tensor) -> Result<f64> {
     check::in_range(&prototypes, "prototypes", n)?;
     let rows = prototypes.f_reshape([c * m])?;
     let maps = features.f_index_select(0, &rows)?;
-    let channels = Tensor::f_arange(c, (Kind::Int64, features.device()))?
-        .f_repeat_interleave_self_int(m, 0, None::<i64>)?;
-    Ok(purity_argmax(&maps, &channels)?
-        .f_mean(Kind::Double)?
-        .f_double_value(&[])?)
+    let channels =
+        Tensor::f_arange(c, (Kind::Int64, features.device()))?.f_repeat_interleave_self_int(m, 0, None::<i64>)?;
+    Ok(purity_argmax(&maps, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?)
 }

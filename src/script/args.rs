@@ -14,9 +14,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Map, String> {
     for arg in args {
         let arg = arg.as_ref();
         let Some((key, value)) = arg.split_once('=') else {
-            return Err(format!(
-                "argument {arg:?} is not key=value; write for example dir=outputs"
-            ));
+            return Err(format!("argument {arg:?} is not key=value; write for example dir=outputs"));
         };
         let path: Vec<&str> = key.trim().split('.').collect();
         if path.iter().any(|p| p.is_empty()) {
@@ -31,20 +29,14 @@ fn insert(map: &mut Map, path: &[&str], value: Dynamic, key: &str) -> Result<(),
     let (head, rest) = path.split_first().expect("non-empty key path");
     if rest.is_empty() {
         if map.get(*head).is_some_and(|v| v.is_map()) {
-            return Err(format!(
-                "{key} is given a value, but other arguments set keys under it"
-            ));
+            return Err(format!("{key} is given a value, but other arguments set keys under it"));
         }
         map.insert((*head).into(), value);
         return Ok(());
     }
-    let entry = map
-        .entry((*head).into())
-        .or_insert_with(|| Dynamic::from_map(Map::new()));
+    let entry = map.entry((*head).into()).or_insert_with(|| Dynamic::from_map(Map::new()));
     let Some(mut sub) = entry.write_lock::<Map>() else {
-        return Err(format!(
-            "{key}: {head} already has a value, so it cannot hold keys"
-        ));
+        return Err(format!("{key}: {head} already has a value, so it cannot hold keys"));
     };
     insert(&mut sub, rest, value, key)
 }
@@ -80,15 +72,8 @@ mod tests {
 
     #[test]
     fn values_are_typed_and_keys_nest() {
-        let m = parse_args(&[
-            "dir=out",
-            "n=3",
-            "lr=1e-3",
-            "model.name=resnet50",
-            "model.pretrained=true",
-            "tag='42'",
-        ])
-        .unwrap();
+        let m = parse_args(&["dir=out", "n=3", "lr=1e-3", "model.name=resnet50", "model.pretrained=true", "tag='42'"])
+            .unwrap();
         assert_eq!(m["dir"].clone().into_string().unwrap(), "out");
         assert_eq!(m["n"].as_int().unwrap(), 3);
         assert_eq!(m["lr"].as_float().unwrap(), 1e-3);
@@ -101,15 +86,9 @@ mod tests {
     #[test]
     fn bad_arguments_say_what_to_write() {
         assert!(parse_args(&["dir"]).unwrap_err().contains("not key=value"));
-        assert!(parse_args(&["a..b=1"])
-            .unwrap_err()
-            .contains("empty key segment"));
-        assert!(parse_args(&["a=1", "a.b=2"])
-            .unwrap_err()
-            .contains("already has a value"));
-        assert!(parse_args(&["a.b=2", "a=1"])
-            .unwrap_err()
-            .contains("other arguments set keys under it"));
+        assert!(parse_args(&["a..b=1"]).unwrap_err().contains("empty key segment"));
+        assert!(parse_args(&["a=1", "a.b=2"]).unwrap_err().contains("already has a value"));
+        assert!(parse_args(&["a.b=2", "a=1"]).unwrap_err().contains("other arguments set keys under it"));
         // "nan" and "inf" stay strings: no digits.
         assert!(parse_value("nan").is_string());
     }

@@ -37,9 +37,7 @@ pub fn clean_signature(sig: &str) -> String {
         },
         None => sig,
     };
-    sig.strip_suffix(" -> ()")
-        .map(str::to_string)
-        .unwrap_or(sig)
+    sig.strip_suffix(" -> ()").map(str::to_string).unwrap_or(sig)
 }
 
 /// The Markdown reference: one section per topic, one entry per function
@@ -53,24 +51,16 @@ pub fn markdown() -> String {
         let mut engine = Engine::new_raw();
         engine.register_global_module(Shared::new(module));
         let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
-        let meta: Meta = serde_json::from_str(&json).unwrap_or(Meta {
-            functions: Vec::new(),
-        });
+        let meta: Meta = serde_json::from_str(&json).unwrap_or(Meta { functions: Vec::new() });
         out.push_str(&format!("\n## {title}\n"));
-        let mut fns: Vec<&FnMeta> = meta
-            .functions
-            .iter()
-            .filter(|f| !f.name.starts_with("to_") || f.name == "to_array")
-            .collect();
+        let mut fns: Vec<&FnMeta> =
+            meta.functions.iter().filter(|f| !f.name.starts_with("to_") || f.name == "to_array").collect();
         fns.sort_by_key(|f| clean_signature(&f.signature));
         for f in fns {
             out.push_str(&format!("\n### `{}`\n\n", clean_signature(&f.signature)));
             for line in &f.doc_comments {
                 for l in line.lines() {
-                    let l = l
-                        .trim_start_matches("///")
-                        .strip_prefix(' ')
-                        .unwrap_or(l.trim_start_matches("///"));
+                    let l = l.trim_start_matches("///").strip_prefix(' ').unwrap_or(l.trim_start_matches("///"));
                     out.push_str(l);
                     out.push('\n');
                 }

@@ -29,21 +29,11 @@ impl std::error::Error for ScriptError {}
 
 impl ScriptError {
     pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
-        ScriptError {
-            file: path.into(),
-            line: None,
-            column: None,
-            message: format!("cannot read the script: {e}"),
-        }
+        ScriptError { file: path.into(), line: None, column: None, message: format!("cannot read the script: {e}") }
     }
 
     fn at(file: &Path, pos: Position, message: String) -> Self {
-        ScriptError {
-            file: file.into(),
-            line: pos.line(),
-            column: pos.position(),
-            message,
-        }
+        ScriptError { file: file.into(), line: pos.line(), column: pos.position(), message }
     }
 
     pub(crate) fn from_parse(file: &Path, e: ParseError) -> Self {
@@ -92,21 +82,14 @@ impl ScriptError {
 fn not_found(engine: &Engine, sig: &str) -> String {
     let name = sig.split(['(', ' ']).next().unwrap_or(sig).trim();
     let given = sig.strip_prefix(name).unwrap_or("").trim();
-    let known: Vec<String> = engine
-        .gen_fn_signatures(false)
-        .into_iter()
-        .filter(|s| s.split('(').next() == Some(name))
-        .collect();
+    let known: Vec<String> =
+        engine.gen_fn_signatures(false).into_iter().filter(|s| s.split('(').next() == Some(name)).collect();
     if known.is_empty() {
         format!("no function {name}{given}; `epic doc` lists every function")
     } else {
         format!(
             "{name} cannot take arguments {given}; expected {}",
-            known
-                .iter()
-                .map(|s| format!("`{}`", super::docs::clean_signature(s)))
-                .collect::<Vec<_>>()
-                .join(" or ")
+            known.iter().map(|s| format!("`{}`", super::docs::clean_signature(s))).collect::<Vec<_>>().join(" or ")
         )
     }
 }

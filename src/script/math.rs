@@ -94,11 +94,7 @@ pub mod api {
     /// let l = logits(v.features, v.fc_weight, v.fc_bias);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn logits(
-        features: Tensor,
-        weight: Tensor,
-        bias: Tensor,
-    ) -> Result<Tensor, Box<EvalAltResult>> {
+    pub fn logits(features: Tensor, weight: Tensor, bias: Tensor) -> Result<Tensor, Box<EvalAltResult>> {
         rt(explain::logits(&features.0, &weight.0, &bias.0).map(ScriptTensor))
     }
 
@@ -126,12 +122,7 @@ pub mod api {
         bias: Tensor,
         u: Tensor,
     ) -> Result<FLOAT, Box<EvalAltResult>> {
-        rt(explain::max_logit_change(
-            &features.0,
-            &weight.0,
-            &bias.0,
-            &u.0,
-        ))
+        rt(explain::max_logit_change(&features.0, &weight.0, &bias.0, &u.0))
     }
 
     /// Top-k channels explaining each image's predicted class:
@@ -148,10 +139,7 @@ pub mod api {
         bias: Tensor,
         k: INT,
     ) -> Result<Tensor, Box<EvalAltResult>> {
-        rt(
-            explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, None)
-                .map(|t| ScriptTensor(t.channels)),
-        )
+        rt(explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, None).map(|t| ScriptTensor(t.channels)))
     }
 
     /// Top-k channels explaining the given class of each image: like
@@ -168,10 +156,8 @@ pub mod api {
         k: INT,
         classes: Tensor,
     ) -> Result<Tensor, Box<EvalAltResult>> {
-        rt(
-            explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, Some(&classes.0))
-                .map(|t| ScriptTensor(t.channels)),
-        )
+        rt(explain::top_channels(&rotated.0, &weight_modified.0, &bias.0, k, Some(&classes.0))
+            .map(|t| ScriptTensor(t.channels)))
     }
 
     /// Formats a table: header (array of strings) and rows (arrays of values) →

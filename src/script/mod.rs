@@ -6,7 +6,9 @@
 //! library modules. Bindings are grouped by topic, one `#[export_module]` each:
 //! - [`tensor`]: the `Tensor` handle, tensor files, small tensor helpers;
 //! - [`math`]: rotation, activations, prototypes, purity, head, explaining channels;
-//! - [`train`]: `Disentangler` and `Adam` handles, schedules.
+//! - [`train`]: `Disentangler` and `Adam` handles, schedules;
+//! - [`network`]: `Model`, `Dataset` and `Bank` handles: loading, prediction,
+//!   extraction.
 //!
 //! Library errors become Rhai runtime errors; the engine attaches the script's line
 //! and column, and [`ScriptError`] prints them as `file:line:col: message`.
@@ -14,6 +16,7 @@ pub mod args;
 pub mod docs;
 pub mod error;
 pub mod math;
+pub mod network;
 pub mod tensor;
 pub mod train;
 
@@ -34,9 +37,7 @@ pub struct HostOptions {
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions {
-            device: Device::Cpu,
-        }
+        HostOptions { device: Device::Cpu }
     }
 }
 
@@ -44,12 +45,10 @@ impl Default for HostOptions {
 /// the order `epic doc` prints them.
 pub fn topics() -> Vec<(&'static str, Module)> {
     vec![
-        (
-            "Tensors and tensor files",
-            rhai::exported_module!(tensor::api),
-        ),
+        ("Tensors and tensor files", rhai::exported_module!(tensor::api)),
         ("EPIC math", rhai::exported_module!(math::api)),
         ("Training U", rhai::exported_module!(train::api)),
+        ("Networks, data sets and feature banks", rhai::exported_module!(network::api)),
     ]
 }
 
@@ -80,21 +79,12 @@ pub fn run_file(path: &Path, args: Map, options: &HostOptions) -> Result<Dynamic
 }
 
 /// Runs script text `source` (named `origin` in messages) with `args` bound to `args`.
-pub fn run_source(
-    source: &str,
-    origin: &Path,
-    args: Map,
-    options: &HostOptions,
-) -> Result<Dynamic, ScriptError> {
+pub fn run_source(source: &str, origin: &Path, args: Map, options: &HostOptions) -> Result<Dynamic, ScriptError> {
     let engine = engine(options);
     let mut scope = Scope::new();
     scope.push_constant("args", args);
-    let ast = engine
-        .compile(source)
-        .map_err(|e| ScriptError::from_parse(origin, e))?;
-    engine
-        .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
-        .map_err(|e| ScriptError::from_eval(origin, &engine, *e))
+    let ast = engine.compile(source).map_err(|e| ScriptError::from_parse(origin, e))?;
+    engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast).map_err(|e| ScriptError::from_eval(origin, &engine, *e))
 }
 
 /// A library error as a Rhai runtime error (the engine adds the position).

@@ -30,13 +30,7 @@ impl fmt::Display for ScriptTensor {
         if !t.defined() {
             return f.write_str("Tensor(undefined)");
         }
-        write!(
-            f,
-            "Tensor{:?} {} {}",
-            t.size(),
-            kind_name(t.kind()),
-            crate::device::device_name(t.device())
-        )
+        write!(f, "Tensor{:?} {} {}", t.size(), kind_name(t.kind()), crate::device::device_name(t.device()))
     }
 }
 
@@ -68,20 +62,11 @@ pub fn to_dynamic(t: &tch::Tensor) -> crate::Result<Dynamic> {
     let shape = t.size();
     let flat = t.f_to_device(Device::Cpu)?.f_reshape([-1])?;
     let leaves: Vec<Dynamic> = if t.is_floating_point() {
-        Vec::<f64>::try_from(flat.f_to_kind(Kind::Double)?)?
-            .into_iter()
-            .map(Dynamic::from_float)
-            .collect()
+        Vec::<f64>::try_from(flat.f_to_kind(Kind::Double)?)?.into_iter().map(Dynamic::from_float).collect()
     } else if t.kind() == Kind::Bool {
-        Vec::<bool>::try_from(flat)?
-            .into_iter()
-            .map(Dynamic::from_bool)
-            .collect()
+        Vec::<bool>::try_from(flat)?.into_iter().map(Dynamic::from_bool).collect()
     } else {
-        Vec::<i64>::try_from(flat.f_to_kind(Kind::Int64)?)?
-            .into_iter()
-            .map(Dynamic::from_int)
-            .collect()
+        Vec::<i64>::try_from(flat.f_to_kind(Kind::Int64)?)?.into_iter().map(Dynamic::from_int).collect()
     };
     fn nest(shape: &[i64], leaves: &mut std::vec::IntoIter<Dynamic>) -> Dynamic {
         match shape.split_first() {
@@ -128,8 +113,7 @@ pub fn from_dynamic(value: &Dynamic) -> crate::Result<tch::Tensor> {
         Ok(())
     }
     let (mut shape, mut leaves, mut all_int) = (Vec::new(), Vec::new(), true);
-    walk(value, 0, &mut shape, &mut leaves, &mut all_int)
-        .map_err(|why| Error::invalid("tensor(array)", why))?;
+    walk(value, 0, &mut shape, &mut leaves, &mut all_int).map_err(|why| Error::invalid("tensor(array)", why))?;
     let t = tch::Tensor::f_from_slice(&leaves)?.f_reshape(shape)?;
     Ok(t.f_to_kind(if all_int { Kind::Int64 } else { Kind::Float })?)
 }
@@ -146,11 +130,7 @@ pub fn json_to_dynamic(value: serde_json::Value) -> Dynamic {
         },
         Value::String(s) => Dynamic::from(s),
         Value::Array(a) => Dynamic::from_array(a.into_iter().map(json_to_dynamic).collect()),
-        Value::Object(o) => Dynamic::from_map(
-            o.into_iter()
-                .map(|(k, v)| (k.into(), json_to_dynamic(v)))
-                .collect(),
-        ),
+        Value::Object(o) => Dynamic::from_map(o.into_iter().map(|(k, v)| (k.into(), json_to_dynamic(v))).collect()),
     }
 }
 
@@ -165,12 +145,7 @@ fn shape_from(shape: &Array, what: &str) -> crate::Result<Vec<i64>> {
         .iter()
         .map(|d| d.as_int().ok().filter(|&n| n >= 0))
         .collect::<Option<Vec<i64>>>()
-        .ok_or_else(|| {
-            Error::invalid(
-                what,
-                "the shape must be an array of non-negative ints, like [2, 3]",
-            )
-        })
+        .ok_or_else(|| Error::invalid(what, "the shape must be an array of non-negative ints, like [2, 3]"))
 }
 
 #[export_module]
@@ -209,11 +184,7 @@ pub mod api {
         let mut named = Vec::with_capacity(tensors.len());
         for (name, value) in &tensors {
             let Some(t) = value.clone().try_cast::<ScriptTensor>() else {
-                return Err(format!(
-                    "save_tensors: value {name:?} is a {}, not a Tensor",
-                    value.type_name()
-                )
-                .into());
+                return Err(format!("save_tensors: value {name:?} is a {}, not a Tensor", value.type_name()).into());
             };
             named.push((name.to_string(), t.0));
         }
@@ -230,9 +201,7 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn tensor(ctx: NativeCallContext, values: Array) -> Result<Tensor, Box<EvalAltResult>> {
         let t = rt(from_dynamic(&Dynamic::from_array(values)))?;
-        Ok(ScriptTensor(rt(t
-            .f_to_device(host_device(&ctx))
-            .map_err(Error::from))?))
+        Ok(ScriptTensor(rt(t.f_to_device(host_device(&ctx)).map_err(Error::from))?))
     }
 
     /// Standard-normal f32 tensor of the given shape on the host's device; see `seed`.
@@ -244,11 +213,7 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn randn(ctx: NativeCallContext, shape: Array) -> Result<Tensor, Box<EvalAltResult>> {
         let shape = rt(shape_from(&shape, "randn"))?;
-        rt(
-            tch::Tensor::f_randn(shape, (Kind::Float, host_device(&ctx)))
-                .map(ScriptTensor)
-                .map_err(Error::from),
-        )
+        rt(tch::Tensor::f_randn(shape, (Kind::Float, host_device(&ctx))).map(ScriptTensor).map_err(Error::from))
     }
 
     /// Zero f32 tensor of the given shape on the host's device.
@@ -259,11 +224,7 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn zeros(ctx: NativeCallContext, shape: Array) -> Result<Tensor, Box<EvalAltResult>> {
         let shape = rt(shape_from(&shape, "zeros"))?;
-        rt(
-            tch::Tensor::f_zeros(shape, (Kind::Float, host_device(&ctx)))
-                .map(ScriptTensor)
-                .map_err(Error::from),
-        )
+        rt(tch::Tensor::f_zeros(shape, (Kind::Float, host_device(&ctx))).map(ScriptTensor).map_err(Error::from))
     }
 
     /// Seeds libtorch's random generators (CPU and CUDA) for `randn` and training.
@@ -314,10 +275,7 @@ pub mod api {
     #[rhai_fn(pure, return_raw)]
     pub fn to(t: &mut Tensor, device: &str) -> Result<Tensor, Box<EvalAltResult>> {
         let device = rt(crate::device::parse_device(device))?;
-        rt(t.0
-            .f_to_device(device)
-            .map(ScriptTensor)
-            .map_err(Error::from))
+        rt(t.0.f_to_device(device).map(ScriptTensor).map_err(Error::from))
     }
 
     /// The values as nested arrays (floats, ints or bools), or a number for a 0-d tensor.
@@ -340,24 +298,15 @@ pub mod api {
         let n = t.0.size().first().copied().unwrap_or(0);
         let mut idx = Vec::with_capacity(rows.len());
         for r in &rows {
-            let i = r.as_int().map_err(|_| {
-                format!(
-                    "select_rows: row indices must be ints, found a {}",
-                    r.type_name()
-                )
-            })?;
+            let i =
+                r.as_int().map_err(|_| format!("select_rows: row indices must be ints, found a {}", r.type_name()))?;
             if i < 0 || i >= n {
                 return Err(format!("select_rows: row {i} is out of range 0..{n}").into());
             }
             idx.push(i);
         }
-        let idx = rt(tch::Tensor::f_from_slice(&idx)
-            .and_then(|i| i.f_to_device(t.0.device()))
-            .map_err(Error::from))?;
-        rt(t.0
-            .f_index_select(0, &idx)
-            .map(ScriptTensor)
-            .map_err(Error::from))
+        let idx = rt(tch::Tensor::f_from_slice(&idx).and_then(|i| i.f_to_device(t.0.device())).map_err(Error::from))?;
+        rt(t.0.f_index_select(0, &idx).map(ScriptTensor).map_err(Error::from))
     }
 
     /// Largest |a − b| over all elements, computed in f64 on the CPU; shapes must match.
@@ -377,9 +326,7 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn matmul(a: Tensor, b: Tensor) -> Result<Tensor, Box<EvalAltResult>> {
-        a.0.f_matmul(&b.0)
-            .map(ScriptTensor)
-            .map_err(|e| format!("matmul: cannot multiply {a} by {b}: {e}").into())
+        a.0.f_matmul(&b.0).map(ScriptTensor).map_err(|e| format!("matmul: cannot multiply {a} by {b}: {e}").into())
     }
 
     /// Indices of the largest values along `dim` (ties to the first): int64, `dim` removed.
@@ -393,10 +340,7 @@ pub mod api {
         if dim < -n || dim >= n {
             return Err(format!("argmax: dim {dim} is out of range for {t}").into());
         }
-        rt(t.0
-            .f_argmax(dim, false)
-            .map(ScriptTensor)
-            .map_err(Error::from))
+        rt(t.0.f_argmax(dim, false).map(ScriptTensor).map_err(Error::from))
     }
 
     /// Reads a JSON file into Rhai values (maps, arrays, numbers, strings, bools, ()).
@@ -416,28 +360,19 @@ pub mod api {
     /// Mean of all elements, as a float.
     #[rhai_fn(pure, return_raw)]
     pub fn mean(t: &mut Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
-        rt(t.0
-            .f_mean(Kind::Double)
-            .and_then(|m| m.f_double_value(&[]))
-            .map_err(Error::from))
+        rt(t.0.f_mean(Kind::Double).and_then(|m| m.f_double_value(&[])).map_err(Error::from))
     }
 
     /// Largest element, as a float.
     #[rhai_fn(pure, return_raw)]
     pub fn max(t: &mut Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
-        rt(t.0
-            .f_max()
-            .and_then(|m| m.f_double_value(&[]))
-            .map_err(Error::from))
+        rt(t.0.f_max().and_then(|m| m.f_double_value(&[])).map_err(Error::from))
     }
 
     /// Smallest element, as a float.
     #[rhai_fn(pure, return_raw)]
     pub fn min(t: &mut Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
-        rt(t.0
-            .f_min()
-            .and_then(|m| m.f_double_value(&[]))
-            .map_err(Error::from))
+        rt(t.0.f_min().and_then(|m| m.f_double_value(&[])).map_err(Error::from))
     }
 
     /// `Tensor[24, 16, 5, 5] f32 cpu`

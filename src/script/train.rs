@@ -2,9 +2,7 @@
 //! prototype-count schedules.
 use super::rt;
 use super::tensor::ScriptTensor;
-use crate::disentangle::{
-    purity_step, Adam, AdamConfig, Disentangler, MatrixKind, Schedule, ScheduleKind,
-};
+use crate::disentangle::{purity_step, Adam, AdamConfig, Disentangler, MatrixKind, Schedule, ScheduleKind};
 use rhai::plugin::*;
 use rhai::Array;
 use rhai::{FLOAT, INT};
@@ -21,13 +19,7 @@ impl fmt::Display for DisentanglerHandle {
     /// `Disentangler(orthogonal, C = 16, cpu)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0.borrow();
-        write!(
-            f,
-            "Disentangler({}, C = {}, {})",
-            d.kind(),
-            d.channels(),
-            crate::device::device_name(d.device())
-        )
+        write!(f, "Disentangler({}, C = {}, {})", d.kind(), d.channels(), crate::device::device_name(d.device()))
     }
 }
 
@@ -43,13 +35,7 @@ impl fmt::Display for AdamHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self.adam.borrow();
         let c = a.config();
-        write!(
-            f,
-            "Adam(lr = {}, weight_decay = {}, {} steps)",
-            c.lr,
-            c.weight_decay,
-            a.steps()
-        )
+        write!(f, "Adam(lr = {}, weight_decay = {}, {} steps)", c.lr, c.weight_decay, a.steps())
     }
 }
 
@@ -70,10 +56,7 @@ pub mod api {
     /// let d = disentangler("orthogonal", v.a_raw);
     /// ```
     #[rhai_fn(name = "disentangler", return_raw)]
-    pub fn disentangler_from(
-        kind: &str,
-        a_raw: Tensor,
-    ) -> Result<Disentangler, Box<EvalAltResult>> {
+    pub fn disentangler_from(kind: &str, a_raw: Tensor) -> Result<Disentangler, Box<EvalAltResult>> {
         let kind: MatrixKind = rt(kind.parse())?;
         rt(crate::disentangle::Disentangler::from_raw(kind, &a_raw.0))
             .map(|d| DisentanglerHandle(Rc::new(RefCell::new(d))))
@@ -93,10 +76,8 @@ pub mod api {
     ) -> Result<Disentangler, Box<EvalAltResult>> {
         let kind: MatrixKind = rt(kind.parse())?;
         let device = super::super::host_device(&ctx);
-        rt(crate::disentangle::Disentangler::identity(
-            kind, channels, device,
-        ))
-        .map(|d| DisentanglerHandle(Rc::new(RefCell::new(d))))
+        rt(crate::disentangle::Disentangler::identity(kind, channels, device))
+            .map(|d| DisentanglerHandle(Rc::new(RefCell::new(d))))
     }
 
     /// U [C,C].
@@ -148,17 +129,10 @@ pub mod api {
     /// let opt = adam(d, 1e-3, 1e-5);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn adam(
-        d: Disentangler,
-        lr: FLOAT,
-        weight_decay: FLOAT,
-    ) -> Result<Adam, Box<EvalAltResult>> {
+    pub fn adam(d: Disentangler, lr: FLOAT, weight_decay: FLOAT) -> Result<Adam, Box<EvalAltResult>> {
         let config = rt(AdamConfig::new(lr, weight_decay))?;
         let state = rt(crate::disentangle::Adam::new(d.0.borrow().a_raw(), config))?;
-        Ok(AdamHandle {
-            disentangler: d,
-            adam: Rc::new(RefCell::new(state)),
-        })
+        Ok(AdamHandle { disentangler: d, adam: Rc::new(RefCell::new(state)) })
     }
 
     /// One step on the purity loss: −mean purity of features [B,C,H,W] (prototype
@@ -169,11 +143,7 @@ pub mod api {
     /// let loss = opt.step(select_rows(v.features, rows), select_rows(v.channels, rows));
     /// ```
     #[rhai_fn(pure, return_raw)]
-    pub fn step(
-        opt: &mut Adam,
-        features: Tensor,
-        channels: Tensor,
-    ) -> Result<FLOAT, Box<EvalAltResult>> {
+    pub fn step(opt: &mut Adam, features: Tensor, channels: Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
         let mut d = opt.disentangler.0.borrow_mut();
         let mut adam = opt.adam.borrow_mut();
         rt(purity_step(&mut d, &mut adam, &features.0, &channels.0))
@@ -193,26 +163,12 @@ pub mod api {
     /// let ms = schedule("lin", 100, 5, 10);   // [100, 89, 79, 68, 58, 47, 37, 26, 16, 5]
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn schedule(
-        kind: &str,
-        start: INT,
-        end: INT,
-        steps: INT,
-    ) -> Result<Array, Box<EvalAltResult>> {
+    pub fn schedule(kind: &str, start: INT, end: INT, steps: INT) -> Result<Array, Box<EvalAltResult>> {
         let kind: ScheduleKind = rt(kind.parse())?;
-        let non_neg = |x: INT, name: &str| {
-            usize::try_from(x).map_err(|_| format!("schedule: {name} = {x} must be >= 0"))
-        };
-        let s = rt(Schedule::new(
-            kind,
-            non_neg(start, "start")?,
-            non_neg(end, "end")?,
-            non_neg(steps, "steps")?,
-        ))?;
-        Ok(s.values()
-            .into_iter()
-            .map(|v| Dynamic::from_int(v as INT))
-            .collect())
+        let non_neg =
+            |x: INT, name: &str| usize::try_from(x).map_err(|_| format!("schedule: {name} = {x} must be >= 0"));
+        let s = rt(Schedule::new(kind, non_neg(start, "start")?, non_neg(end, "end")?, non_neg(steps, "steps")?))?;
+        Ok(s.values().into_iter().map(|v| Dynamic::from_int(v as INT)).collect())
     }
 
     /// `Disentangler(orthogonal, C = 16, cpu)`

@@ -1,0 +1,300 @@
+//! The feature bank: one backbone pass over a data set, kept.
+//!
+//! Per image it stores the spatial sums Σ_hw Z [C] (f32), the label, the network's
+//! prediction and whether the image decoded. That is all EPIC needs of a training
+//! set between passes: prototypes under any U are the top-m of U·sums
+//! ([`Bank::top_prototypes`]), and the logits are A·sums/(h·w) + b.
+//!
+//! **Cache.** [`extract`] writes the bank in chunks of `chunk` images to
+//! `<cache>/<key>/chunk_<start>.safetensors`, each atomically, where the key is a
+//! fingerprint of the network's weights, the transform and the data set's files.
+//! A later run with the same key reuses every complete chunk and computes only
+//! the missing ones: an interrupted pass resumes from its last complete chunk, and
+//! a finished one costs no backbone batch at all.
+use crate::data::{Dataset, Loader};
+use crate::io::{load_tensors, save_tensors, Fingerprint};
+use crate::model::Network;
+use crate::progress::Progress;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::{Device, Kind, Tensor};
+
+/// Bump when the chunk format changes: old caches are then ignored.
+const FORMAT: &str = "epic-bank-v1";
+
+/// What went wrong building or reading a bank.
+#[derive(Debug, thiserror::Error)]
+pub enum BankError {
+    #[error(transparent)]
+    Data(#[from] crate::data::Error),
+    #[error(transparent)]
+    Model(#[from] crate::model::Error),
+    #[error(transparent)]
+    Tensor(#[from] crate::Error),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// The data set has no images.
+    #[error("the data set is empty: nothing to extract")]
+    Empty,
+}
+
+type Result<T, E = BankError> = std::result::Result<T, E>;
+
+/// Per-image results of one backbone pass over a data set.
+#[derive(Debug)]
+pub struct Bank {
+    /// Σ_hw Z per image, [N,C] f32 on the CPU.
+    pub sums: Tensor,
+    /// Labels, [N] int64.
+    pub labels: Tensor,
+    /// The network's predicted class, [N] int64.
+    pub predicted: Tensor,
+    /// Whether the image decoded, [N] bool. Rows of images that failed are zeros
+    /// and are never selected as prototypes.
+    pub valid: Tensor,
+    /// (h, w) of the feature map.
+    pub map_size: (i64, i64),
+}
+
+/// How to run [`extract`].
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Images per backbone batch.
+    pub batch_size: usize,
+    /// Images per cache chunk (the unit of resumption).
+    pub chunk: usize,
+    /// Cache folder; `None` keeps nothing on disk.
+    pub cache: Option<PathBuf>,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions { batch_size: 64, chunk: 4096, cache: None, quiet: false }
+    }
+}
+
+/// What [`extract`] did.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractReport {
+    /// Backbone batches run (0 when the cache had everything).
+    pub batches_run: usize,
+    /// Chunks taken from the cache.
+    pub chunks_reused: usize,
+    /// Chunks computed in this run.
+    pub chunks_computed: usize,
+    /// Images that failed to decode: (index, message).
+    pub failed: Vec<(usize, String)>,
+    /// The cache key.
+    pub key: String,
+    /// The cache folder of this bank, if any.
+    pub folder: Option<PathBuf>,
+}
+
+/// The cache key: network weights and transform, data set, chunk size, format.
+pub fn cache_key(net: &Network, dataset: &dyn Dataset, chunk: usize) -> Result<String> {
+    let mut h = Fingerprint::new();
+    h.add_str(FORMAT);
+    h.add_str(net.name());
+    h.add_str(&net.weights_fingerprint()?);
+    let p = net.preprocess();
+    h.add_str(&format!("{} {} {:?} {:?}", p.resize, p.crop, p.mean, p.std));
+    h.add_str(&dataset.fingerprint());
+    h.add_u64(dataset.len() as u64);
+    h.add_u64(chunk as u64);
+    Ok(format!("{}-{}", net.name(), &h.hex()[..20]))
+}
+
+fn chunk_path(folder: &Path, start: usize) -> PathBuf {
+    folder.join(format!("chunk_{start:09}.safetensors"))
+}
+
+/// One chunk's tensors, CPU.
+struct Chunk {
+    sums: Tensor,
+    labels: Tensor,
+    predicted: Tensor,
+    valid: Tensor,
+    map_hw: Tensor,
+}
+
+impl Chunk {
+    fn read(path: &Path, rows: i64, channels: i64) -> Option<Chunk> {
+        let t: HashMap<String, Tensor> = load_tensors(path).ok()?.into_iter().collect();
+        let c = Chunk {
+            sums: t.get("sums")?.shallow_clone(),
+            labels: t.get("labels")?.shallow_clone(),
+            predicted: t.get("predicted")?.shallow_clone(),
+            valid: t.get("valid")?.shallow_clone(),
+            map_hw: t.get("map_hw")?.shallow_clone(),
+        };
+        (c.sums.size() == [rows, channels] && c.labels.size() == [rows] && c.valid.size() == [rows]).then_some(c)
+    }
+
+    fn write(&self, path: &Path) -> crate::Result<()> {
+        save_tensors(
+            &[
+                ("sums", &self.sums),
+                ("labels", &self.labels),
+                ("predicted", &self.predicted),
+                ("valid", &self.valid),
+                ("map_hw", &self.map_hw),
+            ],
+            path,
+        )
+    }
+}
+
+/// One backbone pass over `dataset` through `net`: a [`Bank`], reusing and
+/// extending the cache in `options.cache` when given.
+///
+/// Images that fail to decode are reported in [`ExtractReport::failed`] and marked
+/// invalid; the pass goes on.
+pub fn extract(net: &Network, dataset: Arc<dyn Dataset>, options: &ExtractOptions) -> Result<(Bank, ExtractReport)> {
+    let n = dataset.len();
+    if n == 0 {
+        return Err(BankError::Empty);
+    }
+    let chunk = options.chunk.max(1);
+    let key = cache_key(net, dataset.as_ref(), chunk)?;
+    let folder = options.cache.as_ref().map(|c| c.join(&key));
+    let starts: Vec<usize> = (0..n).step_by(chunk).collect();
+    let rows = |s: usize| ((s + chunk).min(n) - s) as i64;
+
+    let mut chunks: Vec<Option<Chunk>> = starts
+        .iter()
+        .map(|&s| folder.as_ref().and_then(|f| Chunk::read(&chunk_path(f, s), rows(s), net.channels())))
+        .collect();
+    let mut report = ExtractReport { key: key.clone(), folder: folder.clone(), ..Default::default() };
+    report.chunks_reused = chunks.iter().filter(|c| c.is_some()).count();
+    for (c, &s) in chunks.iter().zip(&starts) {
+        if let Some(c) = c {
+            let valid = Vec::<bool>::try_from(&c.valid)?;
+            report.failed.extend(
+                valid
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, ok)| !**ok)
+                    .map(|(i, _)| (s + i, "failed in an earlier run".to_string())),
+            );
+        }
+    }
+
+    let missing: Vec<usize> = (0..starts.len()).filter(|&i| chunks[i].is_none()).collect();
+    if !missing.is_empty() {
+        let todo: usize = missing.iter().map(|&i| rows(starts[i]) as usize).sum();
+        let mut progress = Progress::new("extract", todo as u64, options.quiet);
+        let loader = Loader::new(dataset.clone(), net.preprocess(), options.batch_size);
+        let ranges = missing.iter().map(|&i| starts[i]..starts[i] + rows(starts[i]) as usize).collect();
+        let mut batches = loader.batches_in(ranges);
+        for &i in &missing {
+            let (start, end) = (starts[i], starts[i] + rows(starts[i]) as usize);
+            let (mut sums, mut labels, mut predicted, mut valid) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut map_hw = (0, 0);
+            let mut done = start;
+            while done < end {
+                let batch = batches
+                    .next()
+                    .ok_or_else(|| crate::Error::invalid("extract", "the image loader stopped early"))??;
+                let z = net.features(&batch.images)?;
+                map_hw = (z.size()[2], z.size()[3]);
+                sums.push(crate::features::channel_activation(&z)?.f_to_device(Device::Cpu)?);
+                predicted.push(net.head_logits(&z)?.f_argmax(1, false)?.f_to_device(Device::Cpu)?);
+                labels.push(batch.labels.shallow_clone());
+                let mut ok = vec![true; batch.range.len()];
+                for (idx, msg) in &batch.failed {
+                    ok[idx - batch.range.start] = false;
+                    if !options.quiet {
+                        eprintln!("warning: {msg}");
+                    }
+                    report.failed.push((*idx, msg.clone()));
+                }
+                valid.push(Tensor::f_from_slice(&ok)?);
+                report.batches_run += 1;
+                progress.inc(batch.range.len() as u64);
+                done = batch.range.end;
+            }
+            let mut c = Chunk {
+                sums: Tensor::f_cat(&sums, 0)?,
+                labels: Tensor::f_cat(&labels, 0)?,
+                predicted: Tensor::f_cat(&predicted, 0)?,
+                valid: Tensor::f_cat(&valid, 0)?,
+                map_hw: Tensor::f_from_slice(&[map_hw.0, map_hw.1])?,
+            };
+            // Failed images: zero sums, never prototypes.
+            let mask = c.valid.f_to_kind(Kind::Float)?.f_unsqueeze(1)?;
+            c.sums = c.sums.f_mul(&mask)?;
+            if let Some(f) = &folder {
+                c.write(&chunk_path(f, start))?;
+            }
+            chunks[i] = Some(c);
+            report.chunks_computed += 1;
+        }
+        progress.finish(&format!("{todo} images, {} batches, {} failed", report.batches_run, report.failed.len()));
+    }
+
+    let chunks: Vec<Chunk> = chunks.into_iter().flatten().collect();
+    let hw = Vec::<i64>::try_from(&chunks[0].map_hw)?;
+    let cat = |f: fn(&Chunk) -> &Tensor| Tensor::f_cat(&chunks.iter().map(f).collect::<Vec<_>>(), 0);
+    let bank = Bank {
+        sums: cat(|c| &c.sums)?,
+        labels: cat(|c| &c.labels)?,
+        predicted: cat(|c| &c.predicted)?,
+        valid: cat(|c| &c.valid)?,
+        map_size: (hw[0], hw[1]),
+    };
+    Ok((bank, report))
+}
+
+impl Bank {
+    /// N, the number of images.
+    pub fn len(&self) -> usize {
+        self.sums.size()[0] as usize
+    }
+
+    /// Whether the bank is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// C, the number of channels.
+    pub fn channels(&self) -> i64 {
+        self.sums.size()[1]
+    }
+
+    /// Bytes held per image (sums, label, prediction, validity).
+    pub fn bytes_per_image(&self) -> usize {
+        self.channels() as usize * 4 + 8 + 8 + 1
+    }
+
+    /// Channel activations under U: Σ_hw(U·z) = sums·Uᵀ [N,C] (`u` = None: sums).
+    pub fn activations(&self, u: Option<&Tensor>) -> crate::Result<Tensor> {
+        match u {
+            None => Ok(self.sums.shallow_clone()),
+            Some(u) => crate::features::rotate_sums(&self.sums, &u.f_to_device(Device::Cpu)?),
+        }
+    }
+
+    /// Top-m prototypes per channel under U, over the images that decoded:
+    /// int64 [C,m] data-set indices, largest activation first.
+    pub fn top_prototypes(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {
+        let act = self.activations(u)?;
+        let valid_rows = self.valid.f_nonzero()?.f_squeeze_dim(1)?;
+        if valid_rows.size()[0] == act.size()[0] {
+            return crate::prototypes::top_prototypes(&act, m);
+        }
+        let local = crate::prototypes::top_prototypes(&act.f_index_select(0, &valid_rows)?, m)?;
+        Ok(valid_rows.f_index(&[Some(local)])?)
+    }
+
+    /// Logits from the bank alone: A·sums/(h·w) + b, `weight` [K,C], `bias` [K] → [N,K].
+    pub fn logits(&self, weight: &Tensor, bias: &Tensor) -> crate::Result<Tensor> {
+        let hw = (self.map_size.0 * self.map_size.1) as f64;
+        Ok(self
+            .sums
+            .f_div_scalar(hw)?
+            .f_linear(&weight.f_to_device(Device::Cpu)?, Some(&bias.f_to_device(Device::Cpu)?))?)
+    }
+}

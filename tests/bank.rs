@@ -1,0 +1,145 @@
+//! The feature bank on the real network (Lite0) and real data (Fashion-MNIST):
+//! prototypes from the bank equal those of a direct pass, the cache is reused
+//! and resumed, bad images are excluded, and the memo serves exact maps.
+mod common;
+use common::*;
+use epic::data::{Dataset, FashionMnist, ImageFolder, Loader};
+use epic::features::{channel_activation, extract, rotate, ExtractOptions, FeatureMemo};
+use epic::model::{default_weights, Network};
+use std::sync::Arc;
+use tch::{Device, Kind, Tensor};
+
+fn lite0() -> Network {
+    let mut net = Network::new("efficientnet_lite0", 1000, Device::Cpu).unwrap();
+    net.load_weights(&default_weights("efficientnet_lite0").unwrap()).unwrap();
+    net.set_sizes(64, 64); // small inputs keep the test fast; maps are [1280,2,2]
+    net
+}
+
+fn fashion(per_class: usize) -> Arc<dyn Dataset> {
+    Arc::new(FashionMnist::open(None, "train", Some(per_class)).unwrap())
+}
+
+fn quiet(cache: Option<&std::path::Path>) -> ExtractOptions {
+    ExtractOptions { batch_size: 8, chunk: 12, cache: cache.map(Into::into), quiet: true }
+}
+
+/// Feature maps of the whole set by a plain pass, no bank involved.
+fn direct_maps(net: &Network, ds: &Arc<dyn Dataset>) -> Tensor {
+    let loader = Loader::new(ds.clone(), net.preprocess(), 16);
+    let all: Vec<usize> = (0..ds.len()).collect();
+    net.features(&loader.images(&all).unwrap().0).unwrap()
+}
+
+#[test]
+fn prototypes_from_the_bank_equal_a_direct_pass_under_any_u() {
+    let net = lite0();
+    let ds = fashion(4);
+    let (bank, report) = extract(&net, ds.clone(), &quiet(None)).unwrap();
+    assert_eq!(bank.len(), 40);
+    // Chunks of 12 in batches of 8: 8+4, 8+4, 8+4, then 4: seven batches.
+    assert_eq!(report.batches_run, 7);
+    let z = direct_maps(&net, &ds);
+    assert!(max_abs_diff(&bank.sums, &channel_activation(&z).unwrap()) < 1e-3);
+    assert_eq!(ints(&bank.labels), (0..40).map(|i| ds.label(i)).collect::<Vec<_>>());
+    // The bank's logits are the network's.
+    let logits = net.head_logits(&z).unwrap();
+    assert!(max_abs_diff(&bank.logits(net.head_weight(), net.head_bias()).unwrap(), &logits) < 1e-4);
+    assert_eq!(ints(&bank.predicted), ints(&logits.argmax(1, false)));
+
+    for scale in [0.0, 0.01, 0.05] {
+        let a = randn(&[1280, 1280], 3) * scale;
+        let u = epic::disentangle::orthogonal_matrix(&a).unwrap();
+        let from_bank = bank.top_prototypes(Some(&u), 5).unwrap();
+        let direct =
+            epic::prototypes::top_prototypes(&channel_activation(&rotate(&z, &u).unwrap()).unwrap(), 5).unwrap();
+        let (b, d) = (ints(&from_bank), ints(&direct));
+        assert_eq!(b, d, "A scale {scale}: bank and direct pass disagree");
+    }
+}
+
+#[test]
+fn a_second_run_reuses_the_cache_and_a_broken_one_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = lite0();
+    let ds = fashion(3);
+    let (first, r1) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
+    assert_eq!((r1.chunks_computed, r1.chunks_reused), (3, 0));
+    let (second, r2) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
+    assert_eq!((r2.batches_run, r2.chunks_reused, r2.chunks_computed), (0, 3, 0));
+    assert!(first.sums.equal(&second.sums) && first.predicted.equal(&second.predicted));
+
+    // An interrupted run: the middle chunk never completed (only a stray temp file).
+    let folder = r2.folder.unwrap();
+    let middle = folder.join("chunk_000000012.safetensors");
+    std::fs::remove_file(&middle).unwrap();
+    std::fs::write(folder.join(".chunk_000000012.safetensors.999.tmp"), b"half a chunk").unwrap();
+    let (third, r3) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
+    assert_eq!((r3.chunks_reused, r3.chunks_computed, r3.batches_run), (2, 1, 2));
+    assert!(first.sums.equal(&third.sums) && first.labels.equal(&third.labels));
+    // A corrupt chunk is recomputed, not trusted.
+    std::fs::write(&middle, b"garbage").unwrap();
+    let (fourth, r4) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
+    assert_eq!(r4.chunks_computed, 1);
+    assert!(first.sums.equal(&fourth.sums));
+
+    // Another transform is another bank.
+    let mut other = lite0();
+    other.set_sizes(72, 64);
+    let (_, r5) = extract(&other, ds, &quiet(Some(tmp.path()))).unwrap();
+    assert_ne!(r5.key, r4.key);
+    assert_eq!(r5.chunks_reused, 0);
+}
+
+#[test]
+fn images_that_fail_to_decode_are_reported_and_never_prototypes() {
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..6u32 {
+        let img = image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * i) as u8, (y * 3) as u8, (i * 40) as u8]));
+        std::fs::create_dir_all(tmp.path().join("c")).unwrap();
+        img.save(tmp.path().join(format!("c/{i}.png"))).unwrap();
+    }
+    std::fs::write(tmp.path().join("c/2.png"), b"not a png").unwrap();
+    let ds: Arc<dyn Dataset> = Arc::new(ImageFolder::open(tmp.path()).unwrap());
+    let (bank, report) = extract(&lite0(), ds, &quiet(None)).unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, 2);
+    assert!(report.failed[0].1.contains("2.png"), "{}", report.failed[0].1);
+    assert_eq!(ints(&bank.valid.to_kind(Kind::Int64)), [1, 1, 0, 1, 1, 1]);
+    let protos = ints(&bank.top_prototypes(None, 5).unwrap());
+    assert!(!protos.contains(&2), "the failed image became a prototype");
+    assert!(bank.top_prototypes(None, 6).is_err(), "only 5 images are valid");
+}
+
+#[test]
+fn the_memo_serves_exact_maps_within_its_bound() {
+    let net = lite0();
+    let ds = fashion(2);
+    let z = direct_maps(&net, &ds);
+    let loader = Loader::new(ds.clone(), net.preprocess(), 8);
+    let map_bytes = 1280 * 2 * 2 * 4;
+    let mut memo = FeatureMemo::new(6 * map_bytes, false);
+    let want = |idx: &[i64]| z.index_select(0, &Tensor::from_slice(idx));
+    let got = memo.maps(&net, &loader, &[3, 1, 4]).unwrap();
+    assert!(max_abs_diff(&got, &want(&[3, 1, 4])) < 1e-5);
+    assert_eq!((memo.hits, memo.misses, memo.len()), (0, 3, 3));
+    let got = memo.maps(&net, &loader, &[1, 5, 9, 2, 6]).unwrap();
+    assert!(max_abs_diff(&got, &want(&[1, 5, 9, 2, 6])) < 1e-5);
+    assert_eq!((memo.hits, memo.misses), (1, 7));
+    assert!(memo.bytes() <= 6 * map_bytes && memo.len() == 6, "{} maps, {} bytes", memo.len(), memo.bytes());
+
+    // f16 maps: half the memory, and the purity they give differs by little.
+    let mut half = FeatureMemo::new(usize::MAX, true);
+    let all: Vec<usize> = (0..ds.len()).collect();
+    let _first = half.maps(&net, &loader, &all).unwrap(); // computed, stored in f16
+    assert_eq!(half.bytes(), all.len() * map_bytes / 2);
+    let zh = half.maps(&net, &loader, &all).unwrap(); // now served from the f16 memo
+    assert_eq!(half.hits, all.len());
+    assert!(max_abs_diff(&zh, &z) > 0.0, "f16 rounding must show");
+    let channels = (randn(&[ds.len() as i64], 4).abs() * 1e4).to_kind(Kind::Int64).remainder(1280);
+    let p32 = epic::prototypes::purity_argmax(&z, &channels).unwrap();
+    let p16 = epic::prototypes::purity_argmax(&zh, &channels).unwrap();
+    let err = max_abs_diff(&p32, &p16);
+    eprintln!("f16 memo: max purity error {err:.2e}");
+    assert!(err < 5e-3, "{err}");
+}
