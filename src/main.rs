@@ -1,5 +1,6 @@
 //! The `epic` command line: `epic run SCRIPT.rhai [key=value …]` runs an experiment
-//! script; `epic doc` prints the script reference.
+//! script; `epic predict MODEL IMAGE…` classifies images; `epic doc` prints the
+//! script reference.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,6 +29,26 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
     },
+    /// Print the top classes of images: `epic predict efficientnet_lite0 photo.jpg`.
+    Predict {
+        /// Architecture name (efficientnet_lite0, resnet18 … convnext_large).
+        model: String,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Weights file (.pth, checkpoint, .safetensors); default: the installed ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Classes of the checkpoint's head.
+        #[arg(long, default_value_t = 1000)]
+        num_classes: i64,
+        /// How many classes to show per image.
+        #[arg(short, long, default_value_t = 5)]
+        k: i64,
+        /// Where to run: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
     /// Print the Markdown reference of every script function.
     Doc,
 }
@@ -47,6 +68,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doc => {
             print!("{}", epic::script::docs::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Predict { model, images, weights, num_classes, k, device } => {
+            let mut spec =
+                epic::model::ModelSpec::new(&model, epic::device::parse_device(&device).context("--device")?);
+            spec.weights = weights;
+            spec.num_classes = num_classes;
+            let net = epic::model::load(&spec)?;
+            let mut failed = 0;
+            for path in &images {
+                match epic::predict::predict_file(&net, path, k) {
+                    Ok(preds) => {
+                        println!("{}", path.display());
+                        for p in preds {
+                            println!("  {:>5}  {:<28} {:.4}", p.class, p.name, p.prob);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                eprintln!("{failed} of {} images could not be read", images.len());
+                return Ok(ExitCode::from(1));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { script, args, device } => {

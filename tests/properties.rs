@@ -240,15 +240,9 @@ fn bad_arguments_are_errors_that_name_them() {
     assert!(e.contains("[B,C,H,W]"), "{e}");
     let e = "rotation".parse::<MatrixKind>().unwrap_err().to_string();
     assert!(e.contains("orthogonal") && e.contains("invertible"), "{e}");
-    let e = top_channels(
-        &z,
-        &randn(&[3, 4], seed()),
-        &Tensor::zeros([2], (Kind::Float, Device::Cpu)),
-        2,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = top_channels(&z, &randn(&[3, 4], seed()), &Tensor::zeros([2], (Kind::Float, Device::Cpu)), 2, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bias") && e.contains("[3]"), "{e}");
 }
 

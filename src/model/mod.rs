@@ -124,3 +124,84 @@ impl std::fmt::Display for Mismatch {
         }
     }
 }
+
+/// What to load: an architecture, its weights, its classes, where, at what size.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Architecture name (see [`ARCHITECTURES`]).
+    pub name: String,
+    /// Weights file; `None` uses [`default_weights`].
+    pub weights: Option<PathBuf>,
+    /// Number of classes of the head (a fine-tuned checkpoint's own).
+    pub num_classes: i64,
+    pub device: tch::Device,
+    /// (resize, crop) overriding the architecture's transform sizes.
+    pub sizes: Option<(i64, i64)>,
+    /// For `name = "torchscript"`: the TorchScript backbone file; `weights` then
+    /// holds the head (`weight` [K,C] and `bias` [K], optionally under a prefix).
+    pub backbone: Option<PathBuf>,
+}
+
+impl ModelSpec {
+    /// `name` with its default weights, 1000 classes, on `device`.
+    pub fn new(name: &str, device: tch::Device) -> Self {
+        ModelSpec { name: name.into(), weights: None, num_classes: 1000, device, sizes: None, backbone: None }
+    }
+}
+
+/// Builds and loads a network as `spec` says. Errors name the missing weights file
+/// and what to set.
+pub fn load(spec: &ModelSpec) -> Result<Network> {
+    if spec.name == "torchscript" {
+        return load_torchscript(spec);
+    }
+    let mut net = Network::new(&spec.name, spec.num_classes, spec.device)?;
+    let weights = spec.weights.clone().or_else(|| default_weights(&spec.name)).ok_or_else(|| Error::Format {
+        path: spec.name.clone().into(),
+        why: "no weights given: pass a torchvision .pth, a checkpoint or a .safetensors file (`--weights` on the command line; `custom_weights_path` or `weights` in a script's model map)".into(),
+    })?;
+    if !weights.is_file() {
+        return Err(Error::Format {
+            path: weights,
+            why: "weights file not found; check model.custom_weights_path (or `weights`)".into(),
+        });
+    }
+    net.load_weights(&weights)?;
+    if let Some((resize, crop)) = spec.sizes {
+        net.set_sizes(resize, crop);
+    }
+    Ok(net)
+}
+
+fn load_torchscript(spec: &ModelSpec) -> Result<Network> {
+    let need = |what: &str| {
+        Error::Format {
+        path: "torchscript".into(),
+        why: format!("needs `{what}`: the backbone is a TorchScript file (`backbone`), the head a state dict with weight and bias (`weights`)"),
+    }
+    };
+    let backbone = spec.backbone.as_ref().ok_or_else(|| need("backbone"))?;
+    let head_file = spec.weights.as_ref().ok_or_else(|| need("weights"))?;
+    let state = if head_file.extension().is_some_and(|e| e == "safetensors") {
+        crate::io::load_tensors(head_file).map_err(|e| Error::Format { path: head_file.clone(), why: e.to_string() })?
+    } else {
+        pth::read_pth(head_file)?.state_dict(None)?
+    };
+    let find = |suffix: &str| {
+        let hits: Vec<&(String, tch::Tensor)> =
+            state.iter().filter(|(k, _)| k == suffix || k.ends_with(&format!(".{suffix}"))).collect();
+        match hits.as_slice() {
+            [one] => Ok(one.1.shallow_clone()),
+            _ => Err(Error::Format {
+                path: head_file.clone(),
+                why: format!("expected exactly one `{suffix}` tensor for the head, found {}", hits.len()),
+            }),
+        }
+    };
+    let mut preprocess = Preprocess::IMAGENET;
+    if let Some((resize, crop)) = spec.sizes {
+        preprocess.resize = resize;
+        preprocess.crop = crop;
+    }
+    Network::from_torchscript(backbone, &find("weight")?, &find("bias")?, preprocess, spec.device)
+}

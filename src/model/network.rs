@@ -56,6 +56,8 @@ pub struct Network {
     params: BTreeMap<String, Tensor>,
     /// Applied to every key of a state dict before matching (DenseNet's legacy names).
     rename: Option<KeyRenamer>,
+    /// Identity of weights that live outside `params` (a TorchScript backbone file).
+    external: Option<String>,
     device: Device,
 }
 
@@ -121,6 +123,63 @@ impl Network {
             preprocess: parts.preprocess,
             params: p.into_map(),
             rename,
+            external: None,
+            device,
+        })
+    }
+
+    /// Any other network: a TorchScript backbone (a `torch.jit` trace or script of
+    /// the part before average pooling, [B,3,H,W] → [B,C,h,w]) plus its linear head
+    /// given as tensors, `weight` [K,C] and `bias` [K]. This is how networks epic
+    /// has no Rust definition for (Swin-V2-S and friends) come in.
+    pub fn from_torchscript(
+        backbone: &Path,
+        weight: &Tensor,
+        bias: &Tensor,
+        preprocess: Preprocess,
+        device: Device,
+    ) -> Result<Self> {
+        let fmt = |why: String| Error::Format { path: backbone.into(), why };
+        if weight.dim() != 2 || bias.size() != [weight.size()[0]] {
+            return Err(fmt(format!(
+                "the head must be weight [K,C] and bias [K], got {:?} and {:?}",
+                weight.size(),
+                bias.size()
+            )));
+        }
+        let mut module = tch::CModule::load_on_device(backbone, device).map_err(|e| {
+            fmt(format!("not a loadable TorchScript file ({e}); export it with torch.jit.trace or torch.jit.script"))
+        })?;
+        module.f_set_eval()?;
+        let bytes = std::fs::read(backbone).map_err(|source| Error::Io { path: backbone.into(), source })?;
+        let mut h = crate::io::Fingerprint::new();
+        h.add_words(&bytes);
+        let p = Params::new(device);
+        let (k, c) = (weight.size()[0], weight.size()[1]);
+        let head = Linear::new(&p.pp("head"), c, k)?;
+        let mut params = p.into_map();
+        {
+            let _guard = tch::no_grad_guard();
+            params
+                .get_mut("head.weight")
+                .map(|t| t.f_copy_(&weight.f_to_kind(Kind::Float)?.f_to_device(device)?))
+                .transpose()?;
+            params
+                .get_mut("head.bias")
+                .map(|t| t.f_copy_(&bias.f_to_kind(Kind::Float)?.f_to_device(device)?))
+                .transpose()?;
+        }
+        let stem = backbone.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Network {
+            name: format!("torchscript:{stem}"),
+            backbone: Box::new(Scripted(module)),
+            head,
+            head_prefix: "head",
+            channels: c,
+            preprocess,
+            params,
+            rename: None,
+            external: Some(h.hex()),
             device,
         })
     }
@@ -254,6 +313,7 @@ impl Network {
     pub fn weights_fingerprint(&self) -> Result<String> {
         let mut h = crate::io::Fingerprint::new();
         h.add_str(&self.name);
+        h.add_str(self.external.as_deref().unwrap_or(""));
         for (name, t) in &self.params {
             h.add_str(name);
             for d in t.size() {
@@ -264,5 +324,21 @@ impl Network {
             h.add_words(&bytes);
         }
         Ok(h.hex())
+    }
+}
+
+/// A TorchScript module as a backbone.
+struct Scripted(tch::CModule);
+
+impl Backbone for Scripted {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let z = self.0.forward_ts(&[x])?;
+        if z.dim() != 4 {
+            return Err(Error::Format {
+                path: "<torchscript backbone>".into(),
+                why: format!("returned shape {:?}; a backbone must return [B,C,h,w] feature maps", z.size()),
+            });
+        }
+        Ok(z)
     }
 }

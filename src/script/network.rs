@@ -64,34 +64,29 @@ fn int_of(map: &Map, key: &str, default: i64) -> Result<i64, Box<EvalAltResult>>
 }
 
 /// Loads a network: `spec` has `name`, optional `weights` (or the reference's
-/// `custom_weights_path`), `num_classes` (default 1000) and `device`.
+/// `custom_weights_path`), `num_classes` (default 1000), `device`, `resize`, `crop`.
 pub fn load_network(spec: &Map, default_device: tch::Device) -> Result<Network, Box<EvalAltResult>> {
     let name =
         get(spec, &["name"]).ok_or("load_model: the map needs a `name`, e.g. #{ name: \"efficientnet_lite0\" }")?;
     let name = name.clone().into_string().map_err(|t| format!("load_model: name must be a string, got a {t}"))?;
-    let k = int_of(spec, "num_classes", 1000)?;
-    let device = match get(spec, &["device"]) {
-        Some(d) => rt(crate::device::parse_device(&d.to_string()))?,
-        None => default_device,
-    };
-    let weights: Option<PathBuf> = match get(spec, &["weights", "custom_weights_path"]) {
-        Some(w) => Some(PathBuf::from(
-            w.clone().into_string().map_err(|t| format!("load_model: weights must be a path string, got a {t}"))?,
-        )),
-        None => crate::model::default_weights(&name),
-    };
-    let mut net = Network::new(&name, k, device).map_err(|e| e.to_string())?;
-    let Some(weights) = weights else {
-        return Err(format!(
-            "load_model: no weights for {name}: set `weights` (config key model.custom_weights_path) to a torchvision .pth or a checkpoint"
-        )
-        .into());
-    };
-    if !weights.is_file() {
-        return Err(format!("load_model: weights file {} does not exist", weights.display()).into());
+    let mut s = crate::model::ModelSpec::new(&name, default_device);
+    s.num_classes = int_of(spec, "num_classes", 1000)?;
+    if let Some(d) = get(spec, &["device"]) {
+        s.device = rt(crate::device::parse_device(&d.to_string()))?;
     }
-    net.load_weights(&weights).map_err(|e| e.to_string())?;
-    Ok(net)
+    if let Some(w) = get(spec, &["weights", "custom_weights_path"]) {
+        let w = w.clone().into_string().map_err(|t| format!("load_model: weights must be a path string, got a {t}"))?;
+        s.weights = Some(PathBuf::from(w));
+    }
+    if let Some(b) = get(spec, &["backbone"]) {
+        s.backbone = Some(PathBuf::from(b.to_string()));
+    }
+    let crop = int_of(spec, "crop", 0)?;
+    let resize = int_of(spec, "resize", 0)?;
+    if crop > 0 || resize > 0 {
+        s.sizes = Some((if resize > 0 { resize } else { crop }, if crop > 0 { crop } else { resize }));
+    }
+    crate::model::load(&s).map_err(|e| e.to_string().into())
 }
 
 #[export_module]
@@ -120,8 +115,11 @@ pub mod api {
     }
 
     /// A network from a map: `name`, `weights` or `custom_weights_path` (.pth,
-    /// checkpoint with a `model` entry, or .safetensors), `num_classes`, `device`;
-    /// so `load_model(cfg.model)` takes the reference config's model section.
+    /// checkpoint with a `model` entry, or .safetensors), `num_classes`, `device`,
+    /// and `resize`/`crop` to change the transform's sizes; so
+    /// `load_model(cfg.model)` takes the reference config's model section. Any
+    /// other network: `name: "torchscript"`, `backbone` (a torch.jit file of the
+    /// part before pooling) and `weights` (its linear head: weight, bias).
     ///
     /// ```rhai
     /// let model = load_model(#{ name: "resnet34", weights: "weights/resnet34-b627a593.pth" });
