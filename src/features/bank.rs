@@ -107,6 +107,18 @@ pub fn cache_key(net: &Network, dataset: &dyn Dataset, chunk: usize) -> Result<S
     Ok(format!("{}-{}", net.name(), &h.hex()[..20]))
 }
 
+/// Removes the temporary files a killed run left (`.chunk_*.tmp`). Two runs
+/// must not share one cache folder at the same time.
+fn remove_stale_temporaries(folder: &Path) {
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".chunk_") && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn chunk_path(folder: &Path, start: usize) -> PathBuf {
     folder.join(format!("chunk_{start:09}.safetensors"))
 }
@@ -163,6 +175,9 @@ pub fn extract(net: &Network, dataset: Arc<dyn Dataset>, options: &ExtractOption
     let starts: Vec<usize> = (0..n).step_by(chunk).collect();
     let rows = |s: usize| ((s + chunk).min(n) - s) as i64;
 
+    if let Some(f) = &folder {
+        remove_stale_temporaries(f);
+    }
     let mut chunks: Vec<Option<Chunk>> = starts
         .iter()
         .map(|&s| folder.as_ref().and_then(|f| Chunk::read(&chunk_path(f, s), rows(s), net.channels())))

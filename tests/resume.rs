@@ -1,0 +1,88 @@
+//! A feature-bank pass killed with SIGKILL at five points resumes from its last
+//! complete chunk and ends with a bank bitwise identical to an uninterrupted one.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCRIPT: &str = r#"
+let model = load_model(#{ name: "efficientnet_lite0", resize: 64, crop: 64 });
+let train = fashion_mnist("train", 6, model);
+let bank = extract(model, train, #{ batch_size: 4, chunk: 6, cache: args.cache, quiet: true });
+save_tensors(#{ sums: bank.sums(), labels: bank.labels(), predicted: bank.predicted() }, args.out);
+let r = bank.report();
+print(`${r.chunks_reused} ${r.chunks_computed} ${r.batches_run}`);
+"#;
+
+fn epic_run(dir: &Path, cache: &Path, out: &Path) -> Command {
+    let mut c = Command::new(epic_bin());
+    c.arg("run")
+        .arg(dir.join("extract.rhai"))
+        .arg(format!("cache={}", cache.display()))
+        .arg(format!("out={}", out.display()))
+        .args(["--device", "cpu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn chunks_in(cache: &Path) -> usize {
+    let Ok(keys) = std::fs::read_dir(cache) else { return 0 };
+    keys.flatten()
+        .filter_map(|k| std::fs::read_dir(k.path()).ok())
+        .flat_map(|d| d.flatten())
+        .filter(|f| f.file_name().to_string_lossy().starts_with("chunk_"))
+        .count()
+}
+
+#[test]
+fn killed_extractions_resume_to_the_same_bank() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("extract.rhai"), SCRIPT).unwrap();
+    let whole = tmp.path().join("whole.safetensors");
+    let o = epic_run(tmp.path(), &tmp.path().join("cache_whole"), &whole).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0 10 20", "60 images: 10 chunks of 6, 2 batches each");
+    let want: std::collections::HashMap<_, _> = epic::io::load_tensors(&whole).unwrap().into_iter().collect();
+
+    // Kill after 1, 3, 5, 7 and 9 complete chunks (of 10).
+    let mut identical = 0;
+    for (i, after) in [1usize, 3, 5, 7, 9].into_iter().enumerate() {
+        let cache = tmp.path().join(format!("cache_{i}"));
+        let out = tmp.path().join(format!("out_{i}.safetensors"));
+        let mut child = epic_run(tmp.path(), &cache, &out).spawn().unwrap();
+        let start = Instant::now();
+        while chunks_in(&cache) < after && start.elapsed() < Duration::from_secs(120) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().ok(); // SIGKILL
+        child.wait().unwrap();
+        let kept = chunks_in(&cache);
+        assert!(kept >= after, "kill {i}: {kept} chunks kept");
+
+        let o = epic_run(tmp.path(), &cache, &out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let counts: Vec<usize> =
+            String::from_utf8_lossy(&o.stdout).split_whitespace().map(|x| x.parse().unwrap()).collect();
+        assert_eq!(counts[0] + counts[1], 10);
+        assert_eq!(counts[0], kept, "resumed from every complete chunk");
+        let got: std::collections::HashMap<_, _> = epic::io::load_tensors(&out).unwrap().into_iter().collect();
+        if ["sums", "labels", "predicted"].iter().all(|k| got[*k].equal(&want[*k])) {
+            identical += 1;
+        }
+        eprintln!("kill after {after} chunks: kept {kept}, resumed with {} computed", counts[1]);
+        let leftovers =
+            std::fs::read_dir(cache.join(std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().file_name()))
+                .unwrap()
+                .flatten()
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".tmp"))
+                .count();
+        assert_eq!(leftovers, 0, "temporary files of the killed run are cleaned up");
+    }
+    assert_eq!(identical, 5, "{identical}/5 resumed banks identical");
+}
