@@ -197,3 +197,60 @@ fn epic_doc_matches_docs_reference_md() {
         assert!(section[..end].contains("```rhai"), "{f} has no example");
     }
 }
+
+#[test]
+fn epic_predict_names_the_classes_and_counts_unreadable_images() {
+    let photos = fixture("efficientnet_lite0/photos");
+    let args: Vec<String> = ["predict", "efficientnet_lite0", "-k", "2", "--device", "cpu"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["coffee.png", "missing.png", "rocket.jpg"].iter().map(|n| photos.join(n).display().to_string()))
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = epic(&args, repo());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "one image is missing: {err}");
+    assert!(out.contains("967  espresso") && out.contains("657  missile"), "{out}");
+    assert!(err.contains("missing.png") && err.contains("1 of 3 images could not be read"), "{err}");
+    let o = epic(&["predict", "resnet18", photos.join("coffee.png").to_str().unwrap()], repo());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("--weights"), "{}", text(&o).1);
+}
+
+#[test]
+fn data_set_and_bank_functions_work_from_a_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (class, n) in [("cats", 3), ("dogs", 2)] {
+        std::fs::create_dir_all(tmp.path().join(class)).unwrap();
+        for i in 0..n {
+            let img = image::RgbImage::from_fn(50, 40, |x, y| image::Rgb([(x * (i + 1)) as u8, y as u8, 100]));
+            img.save(tmp.path().join(format!("{class}/{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(tmp.path().join("dogs/notes.txt"), "not an image").unwrap();
+    let s = write_script(
+        tmp.path(),
+        "bank.rhai",
+        &format!(
+            r#"
+            let model = load_model(#{{ name: "efficientnet_lite0", resize: 64, crop: 56 }});
+            let ds = image_folder("{}", model);
+            print(`${{ds.len()}} ${{ds.class_names()}} ${{ds.label(0)}} ${{ds.label(4)}} ${{ds.image(4).shape()}} ${{model.channels()}} ${{model.num_classes()}} ${{model.transform().crop}}`);
+            let bank = extract(model, ds, #{{ batch_size: 2, quiet: true, num_workers: 8 }});
+            print(`${{bank.len()}} ${{bank.sums().shape()}} ${{bank.report().batches_run}} ${{bank.top_prototypes(2).shape()}}`);
+            print(predict(model, ds.image(0), 1)[0].class == bank.predicted().to_array()[0]);
+            ds.label(5);
+            "#,
+            tmp.path().display()
+        ),
+    );
+    let o = epic(&["run", &s, "--device", "cpu"], tmp.path());
+    let (out, err) = text(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "5 [\"cats\", \"dogs\"] 0 1 [3, 56, 56] 1280 1000 56");
+    assert_eq!(lines[1], "5 [5, 1280] 3 [1280, 2]");
+    assert_eq!(lines[2], "true");
+    assert!(err.contains("skipped 1 non-image file(s)"), "{err}");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("bank.rhai:8:16:") && err.contains("label: image 5 is out of range 0..5"), "{err}");
+}
