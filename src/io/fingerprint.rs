@@ -31,7 +31,7 @@ impl Fingerprint {
     pub fn add_words(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
-            self.0 ^= u64::from_le_bytes(c.try_into().expect("8 bytes")) as u128;
+            self.0 ^= u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as u128;
             self.0 = self.0.wrapping_mul(PRIME);
         }
         self.add_bytes(chunks.remainder());

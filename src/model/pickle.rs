@@ -147,16 +147,23 @@ impl Machine<'_> {
         Ok(s)
     }
 
+    /// The next `N` bytes as an array.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PickleError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
     fn u8(&mut self) -> Result<u8, PickleError> {
         Ok(self.take(1)?[0])
     }
 
     fn u16(&mut self) -> Result<u16, PickleError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(self.array()?))
     }
 
     fn u32(&mut self) -> Result<u32, PickleError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(self.array()?))
     }
 
     fn line(&mut self) -> Result<String, PickleError> {
@@ -212,7 +219,7 @@ impl Machine<'_> {
                 0x88 => self.stack.push(Value::Bool(true)),
                 0x89 => self.stack.push(Value::Bool(false)),
                 b'J' => {
-                    let v = i32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
+                    let v = i32::from_le_bytes(self.array()?);
                     self.stack.push(Value::Int(v as i64));
                 }
                 b'K' => {
@@ -229,7 +236,7 @@ impl Machine<'_> {
                     self.stack.push(long(&bytes));
                 }
                 b'G' => {
-                    let v = f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
+                    let v = f64::from_be_bytes(self.array()?);
                     self.stack.push(Value::Float(v));
                 }
                 b'X' => {

@@ -160,7 +160,9 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
         };
         let s = refs.get(&key).ok_or_else(|| format_err(path, format!("storage {key} is listed but not used")))?;
         let head = data.get(pos..pos + 8).ok_or_else(|| format_err(path, format!("truncated before storage {key}")))?;
-        let numel = i64::from_le_bytes(head.try_into().expect("8 bytes"));
+        let mut word = [0u8; 8];
+        word.copy_from_slice(head);
+        let numel = i64::from_le_bytes(word);
         pos += 8;
         if numel != s.numel {
             return Err(format_err(

@@ -26,7 +26,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Map, String> {
 }
 
 fn insert(map: &mut Map, path: &[&str], value: Dynamic, key: &str) -> Result<(), String> {
-    let (head, rest) = path.split_first().expect("non-empty key path");
+    let Some((head, rest)) = path.split_first() else {
+        return Err(format!("{key}: empty key"));
+    };
     if rest.is_empty() {
         if map.get(*head).is_some_and(|v| v.is_map()) {
             return Err(format!("{key} is given a value, but other arguments set keys under it"));
