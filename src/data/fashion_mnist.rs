@@ -37,8 +37,7 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
         std::io::BufReader::new(file).read_to_end(&mut bytes)
     };
     read.map_err(|e| bad(format!("cannot decompress ({e}); the file may be truncated")))?;
-    let word =
-        |i: usize| bytes.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let word = |i: usize| bytes.get(4 * i..4 * i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
     let found = word(0).ok_or_else(|| bad("shorter than an IDX header".into()))?;
     if found != magic as usize {
         return Err(bad(format!("IDX magic 0x{found:08x}, expected 0x{magic:08x}")));

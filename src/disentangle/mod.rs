@@ -1,12 +1,15 @@
 //! Learning the change of basis U: its parametrisations ([`matrix`]), the purity
 //! objective and one optimiser step ([`objective`], [`adam`]), and the schedule of
-//! how many prototypes per channel each step trains on ([`schedule`]).
+//! how many prototypes per channel each step trains on ([`schedule`]), and the
+//! training loop over a feature bank ([`trainer`]).
 pub mod adam;
 pub mod matrix;
 pub mod objective;
 pub mod schedule;
+pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
 pub use objective::{purity_loss, purity_step};
 pub use schedule::{Schedule, ScheduleKind};
+pub use trainer::{prototype_purity, train, History, TrainConfig};
