@@ -254,3 +254,30 @@ fn data_set_and_bank_functions_work_from_a_script() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("bank.rhai:8:16:") && err.contains("label: image 5 is out of range 0..5"), "{err}");
 }
+
+#[test]
+fn a_script_trains_u_on_a_bank_with_the_reference_config_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = write_script(
+        tmp.path(),
+        "train.rhai",
+        r#"
+let model = load_model(#{ name: "efficientnet_lite0", resize: 64, crop: 64 });
+let bank = extract(model, fashion_mnist("train", 3, model), #{ batch_size: 16, quiet: true });
+let d = disentangler("orthogonal", model.channels());
+let before = purity(bank, d, 2);
+let cfg = #{ seed: 1, quiet: true,
+             prototypes: #{ scheduler: #{ type: "lin", num_prototypes_start: 2, num_prototypes_end: 2, num_steps: 1 } },
+             training: #{ num_epochs_per_prototypes: 1, lr: 0.001, batch_size: 4096 } };
+let h = train_disentangler(bank, d, cfg);
+print(`${purity(bank, d, 2) > before} ${h.steps.len()} ${h.epochs.len()} ${h.steps[0][1] == before}`);
+cfg.training.lr = "fast";
+train_disentangler(bank, d, cfg);
+"#,
+    );
+    let o = epic(&["run", &s, "--device", "cpu"], tmp.path());
+    let (out, err) = text(&o);
+    assert_eq!(out.trim(), "true 1 1 true", "{err}");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("train.rhai:12:1:") && err.contains("training.lr: expected a number, got a string"), "{err}");
+}

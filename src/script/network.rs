@@ -23,12 +23,26 @@ pub struct DatasetHandle {
     pub preprocess: Preprocess,
 }
 
-/// A script's handle on a feature bank and how it was made.
+/// A script's handle on a feature bank, how it was made, and what training on it
+/// needs: the model and data set it came from and the memo of prototype maps.
 #[derive(Clone)]
 pub struct BankHandle {
     pub bank: Rc<Bank>,
     pub report: Rc<ExtractReport>,
+    pub model: ModelHandle,
+    pub dataset: DatasetHandle,
+    pub memo: Rc<std::cell::RefCell<crate::features::FeatureMemo>>,
 }
+
+impl BankHandle {
+    /// A loader of the bank's data set for its model, in batches of `batch_size`.
+    pub fn loader(&self, batch_size: usize) -> crate::data::Loader {
+        crate::data::Loader::new(self.dataset.dataset.clone(), self.dataset.preprocess, batch_size)
+    }
+}
+
+/// Default bound of the prototype-map memo: 4 GiB.
+pub const MEMO_BYTES: usize = 4 << 30;
 
 impl fmt::Display for ModelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -262,8 +276,15 @@ pub mod api {
             quiet: get(&opts, &["quiet"]).and_then(|q| q.as_bool().ok()).unwrap_or(false),
         };
         let (bank, report) =
-            crate::features::extract(&model.0, dataset.dataset, &options).map_err(|e| e.to_string())?;
-        Ok(BankHandle { bank: Rc::new(bank), report: Rc::new(report) })
+            crate::features::extract(&model.0, dataset.dataset.clone(), &options).map_err(|e| e.to_string())?;
+        let memo = crate::features::FeatureMemo::new(MEMO_BYTES, false);
+        Ok(BankHandle {
+            bank: Rc::new(bank),
+            report: Rc::new(report),
+            model,
+            dataset,
+            memo: Rc::new(std::cell::RefCell::new(memo)),
+        })
     }
 
     /// N, the number of images.
