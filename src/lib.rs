@@ -7,6 +7,7 @@
 //! head as A·U⁻¹ so that no logit changes.
 //!
 //! The library is organised by the data it handles:
+//! - [`config`]: YAML experiment configs with the reference's keys, overrides;
 //! - [`data`]: image folders, Fashion-MNIST, transforms, parallel batches;
 //! - [`features`]: feature maps, the per-pixel rotation, spatial sums;
 //! - [`prototypes`]: top-m selection and argmax purity;
@@ -19,6 +20,7 @@
 //! Everything works on any libtorch device, in f32, and returns [`Error`] instead
 //! of panicking.
 pub(crate) mod check;
+pub mod config;
 pub mod data;
 pub mod device;
 pub mod disentangle;

@@ -98,9 +98,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { script, args, device } => {
+            let overrides = args.clone();
             let args = epic::script::args::parse_args(&args).map_err(anyhow::Error::msg)?;
             let device = epic::device::parse_device(&device).context("--device")?;
-            let options = epic::script::HostOptions { device };
+            let options = epic::script::HostOptions { device, overrides };
             match epic::script::run_file(&script, args, &options) {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) => {

@@ -281,3 +281,47 @@ train_disentangler(bank, d, cfg);
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("train.rhai:12:1:") && err.contains("training.lr: expected a number, got a string"), "{err}");
 }
+
+#[test]
+fn configs_compose_and_take_typed_overrides_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_path = repo().join("configs/imagenet_resnet34.yaml");
+    let s = write_script(
+        tmp.path(),
+        "cfg.rhai",
+        &format!(
+            "let cfg = config(\"{}\");\nprint(`${{cfg.model.name}} ${{cfg.model.num_classes}} ${{cfg.prototypes.scheduler.type}} ${{cfg.training.lr}} ${{cfg.dataloader.batch_size}} ${{cfg.visualization.num_prototypes}} ${{args.tag}}`);\nsave_config(cfg, \"{}\");\n",
+            cfg_path.display(),
+            tmp.path().join("out/.epic/config.yaml").display()
+        ),
+    );
+    let o = epic(
+        &["run", &s, "model.name=resnet50", "training.lr=1e-2", "+training.weight_decay=0", "tag=mine"],
+        tmp.path(),
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.trim(), "resnet50 1000 lin 0.01 512 5 mine");
+    let saved: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(tmp.path().join("out/.epic/config.yaml")).unwrap()).unwrap();
+    assert_eq!(saved["model"]["name"].as_str(), Some("resnet50"));
+    assert_eq!(saved["training"]["weight_decay"].as_i64(), Some(0));
+
+    for (arg, needles) in [
+        ("model.nmae=resnet50", &["no key model.nmae", "nearest: model.name"][..]),
+        ("seed=abc", &["seed is an int, and \"abc\" is a string"][..]),
+        ("training.lr=fast", &["training.lr is a float, and \"fast\" is a string"][..]),
+    ] {
+        let o = epic(&["run", &s, arg], tmp.path());
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(1), "{arg}: {err}");
+        assert!(err.contains("cfg.rhai:1:11:"), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{arg}: {n:?} missing: {err}");
+        }
+    }
+    std::fs::write(tmp.path().join("bad.yaml"), "model: {name: [resnet\n").unwrap();
+    let s2 = write_script(tmp.path(), "bad.rhai", "let cfg = config(\"bad.yaml\");\n");
+    let err = text(&epic(&["run", &s2], tmp.path())).1;
+    assert!(err.contains("bad.yaml: not valid YAML"), "{err}");
+}

@@ -13,6 +13,7 @@
 //! Library errors become Rhai runtime errors; the engine attaches the script's line
 //! and column, and [`ScriptError`] prints them as `file:line:col: message`.
 pub mod args;
+pub mod config;
 pub mod docs;
 pub mod error;
 pub mod math;
@@ -33,11 +34,14 @@ use tch::Device;
 pub struct HostOptions {
     /// Where `load_tensors` and new tensors go.
     pub device: Device,
+    /// The command line's `key=value` arguments, which `config(path)` applies as
+    /// overrides to the keys the config has.
+    pub overrides: Vec<String>,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { device: Device::Cpu }
+        HostOptions { device: Device::Cpu, overrides: Vec::new() }
     }
 }
 
@@ -49,6 +53,7 @@ pub fn topics() -> Vec<(&'static str, Module)> {
         ("EPIC math", rhai::exported_module!(math::api)),
         ("Training U", rhai::exported_module!(train::api)),
         ("Networks, data sets and feature banks", rhai::exported_module!(network::api)),
+        ("Configs", rhai::exported_module!(config::api)),
     ]
 }
 
@@ -60,14 +65,11 @@ pub fn engine(options: &HostOptions) -> Engine {
     for (_, module) in topics() {
         engine.register_global_module(Shared::new(module));
     }
-    engine.set_default_tag(Dynamic::from(options.device_tag()));
+    let mut tag = rhai::Map::new();
+    tag.insert("device".into(), crate::device::device_name(options.device).into());
+    tag.insert("overrides".into(), Dynamic::from_array(options.overrides.iter().map(|o| o.clone().into()).collect()));
+    engine.set_default_tag(Dynamic::from_map(tag));
     engine
-}
-
-impl HostOptions {
-    fn device_tag(&self) -> String {
-        crate::device::device_name(self.device)
-    }
 }
 
 /// Runs the script at `path` with `args` bound to the constant `args`.
@@ -95,7 +97,16 @@ pub(crate) fn rt<T>(r: crate::Result<T>) -> Result<T, Box<EvalAltResult>> {
 /// The default device of the running engine (set from [`HostOptions::device`]).
 pub(crate) fn host_device(ctx: &rhai::NativeCallContext) -> Device {
     ctx.tag()
-        .and_then(|t| t.clone().into_string().ok())
+        .and_then(|t| t.read_lock::<rhai::Map>().and_then(|m| m.get("device").map(|d| d.to_string())))
         .and_then(|name| crate::device::parse_device(&name).ok())
         .unwrap_or(Device::Cpu)
+}
+
+/// The command line's `key=value` arguments (see [`HostOptions::overrides`]).
+pub(crate) fn host_overrides(ctx: &rhai::NativeCallContext) -> Vec<String> {
+    ctx.tag()
+        .and_then(|t| t.read_lock::<rhai::Map>().and_then(|m| m.get("overrides").cloned()))
+        .and_then(|a| a.try_cast::<rhai::Array>())
+        .map(|a| a.into_iter().map(|x| x.to_string()).collect())
+        .unwrap_or_default()
 }

@@ -1,0 +1,89 @@
+//! Script bindings for configs: `config(path)` (YAML with the reference's keys,
+//! composed and overridden by the command line) and `save_config`.
+use crate::config::{self as cfg, ConfigError};
+use rhai::plugin::*;
+use rhai::{Array, Map, FLOAT, INT};
+use serde_yaml::Value;
+
+/// A YAML value as Rhai values.
+pub fn to_dynamic(v: &Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i as INT),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN) as FLOAT),
+        },
+        Value::String(s) => Dynamic::from(s.clone()),
+        Value::Sequence(s) => Dynamic::from_array(s.iter().map(to_dynamic).collect()),
+        Value::Mapping(m) => {
+            Dynamic::from_map(m.iter().filter_map(|(k, v)| Some((k.as_str()?.into(), to_dynamic(v)))).collect::<Map>())
+        }
+        Value::Tagged(t) => to_dynamic(&t.value),
+    }
+}
+
+/// Rhai values as YAML (maps, arrays, numbers, strings, bools, ()); other values
+/// (tensors, handles) as their printed form.
+pub fn to_yaml(d: &Dynamic) -> Value {
+    if d.is_unit() {
+        Value::Null
+    } else if let Ok(b) = d.as_bool() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.as_int() {
+        Value::Number(i.into())
+    } else if let Ok(f) = d.as_float() {
+        Value::Number(f.into())
+    } else if let Some(a) = d.read_lock::<Array>() {
+        Value::Sequence(a.iter().map(to_yaml).collect())
+    } else if let Some(m) = d.read_lock::<Map>() {
+        Value::Mapping(m.iter().map(|(k, v)| (Value::String(k.to_string()), to_yaml(v))).collect())
+    } else {
+        Value::String(d.to_string())
+    }
+}
+
+/// Loads `path` and applies the command line's overrides whose first key
+/// segment the config has (or that start with `+`); other `key=value` arguments
+/// are the script's own (`args`).
+pub fn load_with_overrides(path: &str, overrides: &[String]) -> Result<Value, ConfigError> {
+    let mut c = cfg::load(std::path::Path::new(path))?;
+    for o in overrides {
+        let key = o.split('=').next().unwrap_or("");
+        let first = key.trim_start_matches('+').split('.').next().unwrap_or("");
+        let known = cfg::get(&c, first).is_some();
+        if known || key.starts_with('+') || key.contains('.') {
+            cfg::apply_override(&mut c, o)?;
+        }
+    }
+    Ok(c)
+}
+
+#[export_module]
+pub mod api {
+    use super::*;
+
+    /// The experiment config at `path` (YAML, the reference's key names, Hydra
+    /// `defaults` composed, `${…}` resolved), with the command line's `key=value`
+    /// overrides applied and type-checked.
+    ///
+    /// ```rhai
+    /// let cfg = config("configs/imagenet_resnet34.yaml");
+    /// print(cfg.model.name);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn config(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let overrides = super::super::host_overrides(&ctx);
+        load_with_overrides(path, &overrides).map(|v| to_dynamic(&v)).map_err(|e| e.to_string().into())
+    }
+
+    /// Writes a config map as YAML (atomically), e.g. the resolved config of a run.
+    ///
+    /// ```rhai
+    /// save_config(cfg, `${cfg.output_path}/.epic/config.yaml`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn save_config(config: Map, path: &str) -> Result<(), Box<EvalAltResult>> {
+        cfg::save(&to_yaml(&Dynamic::from_map(config)), std::path::Path::new(path)).map_err(|e| e.to_string().into())
+    }
+}
