@@ -325,3 +325,35 @@ fn configs_compose_and_take_typed_overrides_from_the_command_line() {
     let err = text(&epic(&["run", &s2], tmp.path())).1;
     assert!(err.contains("bad.yaml: not valid YAML"), "{err}");
 }
+
+#[test]
+fn the_u_file_and_purity_json_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = write_script(
+        tmp.path(),
+        "save.rhai",
+        r#"
+seed(3);
+let d = disentangler("invertible", 6);
+let opt = adam(d, 0.05, 0.0);
+opt.step(randn([4, 6, 2, 2]), tensor([0, 1, 2, 3]));
+let pt = save_disentangler(d, "out");
+let back = load_disentangler("invertible", pt);
+let back_st = load_disentangler("invertible", "out/invertible.safetensors");
+print(`${pt} ${max_abs_diff(back.matrix(), d.matrix())} ${max_abs_diff(back_st.a_raw(), d.a_raw())} ${max_abs_diff(d.a_raw(), zeros([6, 6])) > 0.0}`);
+save_json(#{ purity_before_train: 0.25, purity_after_train: 0.5, steps: [[10, 0.3]] }, "out/purity_after_invertible_train.json");
+load_disentangler("orthogonal", "out/purity_after_invertible_train.json");
+"#,
+    );
+    let o = epic(&["run", &s, "--device", "cpu"], tmp.path());
+    let (out, err) = text(&o);
+    assert_eq!(out.trim(), "out/invertible.pt 0.0 0.0 true", "{err}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("out/purity_after_invertible_train.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["purity_after_train"].as_f64(), Some(0.5));
+    assert_eq!(json["steps"][0][0].as_i64(), Some(10));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("save.rhai:11:1: U file: out/purity_after_invertible_train.json: neither a zip"), "{err}");
+}

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tch::Tensor;
 
 fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
@@ -163,4 +164,28 @@ fn the_lite0_legacy_file_loads_bit_identically_to_pytorch() {
     }
     eprintln!("Lite0: {} tensors, {params} values, bit-identical", ours.len());
     assert!(params > 4_000_000, "{params}");
+}
+
+#[test]
+fn written_pth_files_load_in_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Tensor::from_slice(&(0..25).map(|i| i as f32 * 0.5 - 3.0).collect::<Vec<_>>()).reshape([5, 5]);
+    let b = Tensor::from_slice(&[1.5f32, -2.0, 7.25]);
+    let path = tmp.path().join("orthogonal.pt");
+    epic::model::pth::write_pth(&[("A_raw", &a.tr()), ("extra", &b)], &path).unwrap();
+    // PyTorch reads it with weights_only=True (no arbitrary pickle), as an OrderedDict.
+    run_python(
+        r#"
+import sys, torch, collections
+sd = torch.load(sys.argv[1] + "/orthogonal.pt", weights_only=True)
+assert isinstance(sd, collections.OrderedDict), type(sd)
+assert list(sd) == ["A_raw", "extra"], list(sd)
+want = (torch.arange(25, dtype=torch.float32) * 0.5 - 3.0).reshape(5, 5).t()
+assert torch.equal(sd["A_raw"], want), sd["A_raw"]
+assert torch.equal(sd["extra"], torch.tensor([1.5, -2.0, 7.25]))
+"#,
+        tmp.path(),
+    );
+    let back = epic::model::pth::read_pth(&path).unwrap().state_dict(None).unwrap();
+    assert!(back[0].1.equal(&a.tr().contiguous()) && back[1].1.equal(&b));
 }

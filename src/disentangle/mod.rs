@@ -6,6 +6,7 @@ pub mod adam;
 pub mod matrix;
 pub mod objective;
 pub mod schedule;
+pub mod store;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};

@@ -236,3 +236,84 @@ impl Checkpoint {
         Ok(out)
     }
 }
+
+/// Writes a state dict of f32 tensors as `torch.save` does (zip format, pickle
+/// protocol 2, one storage per tensor), atomically: the file `torch.load` reads
+/// back as an OrderedDict, like the reference's `<type>.pt` files of U.
+pub fn write_pth(tensors: &[(&str, &Tensor)], path: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut pkl: Vec<u8> = vec![0x80, 0x02];
+    let global = |p: &mut Vec<u8>, module: &str, name: &str| {
+        p.push(b'c');
+        p.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+    };
+    let unicode = |p: &mut Vec<u8>, s: &str| {
+        p.push(b'X');
+        p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        p.extend_from_slice(s.as_bytes());
+    };
+    let int = |p: &mut Vec<u8>, v: i64| -> Result<()> {
+        let v = i32::try_from(v).map_err(|_| format_err(path, format!("dimension {v} too large for this writer")))?;
+        p.push(b'J');
+        p.extend_from_slice(&v.to_le_bytes());
+        Ok(())
+    };
+    let ints_tuple = |p: &mut Vec<u8>, v: &[i64]| -> Result<()> {
+        p.push(b'(');
+        for &x in v {
+            int(p, x)?;
+        }
+        p.push(b't');
+        Ok(())
+    };
+    global(&mut pkl, "collections", "OrderedDict");
+    pkl.extend_from_slice(b")R(");
+    let mut storages = Vec::new();
+    for (i, (name, t)) in tensors.iter().enumerate() {
+        let t = t.f_to_device(tch::Device::Cpu)?.f_to_kind(tch::Kind::Float)?.f_contiguous()?;
+        let size = t.size();
+        let mut stride = vec![1i64; size.len()];
+        for d in (0..size.len().saturating_sub(1)).rev() {
+            stride[d] = stride[d + 1] * size[d + 1];
+        }
+        unicode(&mut pkl, name);
+        global(&mut pkl, "torch._utils", "_rebuild_tensor_v2");
+        pkl.extend_from_slice(b"((");
+        unicode(&mut pkl, "storage");
+        global(&mut pkl, "torch", "FloatStorage");
+        unicode(&mut pkl, &i.to_string());
+        unicode(&mut pkl, "cpu");
+        int(&mut pkl, t.numel() as i64)?;
+        pkl.extend_from_slice(b"tQ");
+        int(&mut pkl, 0)?;
+        ints_tuple(&mut pkl, &size)?;
+        ints_tuple(&mut pkl, &stride)?;
+        pkl.push(0x89); // False: requires_grad
+        global(&mut pkl, "collections", "OrderedDict");
+        pkl.extend_from_slice(b")RtR");
+        storages.push(Vec::<u8>::try_from(t.f_view_dtype(tch::Kind::Uint8)?.f_reshape([-1])?)?);
+    }
+    pkl.extend_from_slice(b"u.");
+
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
+    crate::io::write_atomic(path, |tmp| {
+        let io = |e: std::io::Error| crate::Error::Io { action: "write", path: tmp.to_path_buf(), source: e };
+        let zerr = |e: zip::result::ZipError| crate::Error::invalid(path.display().to_string(), e.to_string());
+        let file = std::fs::File::create(tmp).map_err(io)?;
+        let mut zip = zip::ZipWriter::new(file);
+        let opts = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let mut entry = |name: String, bytes: &[u8]| -> crate::Result<()> {
+            zip.start_file(name, opts).map_err(zerr)?;
+            zip.write_all(bytes).map_err(io)
+        };
+        entry(format!("{stem}/data.pkl"), &pkl)?;
+        entry(format!("{stem}/byteorder"), b"little")?;
+        for (i, bytes) in storages.iter().enumerate() {
+            entry(format!("{stem}/data/{i}"), bytes)?;
+        }
+        entry(format!("{stem}/version"), b"3\n")?;
+        zip.finish().map_err(zerr)?;
+        Ok(())
+    })
+    .map_err(|e| format_err(path, e.to_string()))
+}

@@ -134,6 +134,26 @@ pub fn json_to_dynamic(value: serde_json::Value) -> Dynamic {
     }
 }
 
+/// Rhai values as JSON; other values (tensors, handles) as their printed form.
+pub fn dynamic_to_json(d: &Dynamic) -> serde_json::Value {
+    use serde_json::Value;
+    if d.is_unit() {
+        Value::Null
+    } else if let Ok(b) = d.as_bool() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.as_int() {
+        Value::from(i)
+    } else if let Ok(f) = d.as_float() {
+        serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+    } else if let Some(a) = d.read_lock::<Array>() {
+        Value::Array(a.iter().map(dynamic_to_json).collect())
+    } else if let Some(m) = d.read_lock::<Map>() {
+        Value::Object(m.iter().map(|(k, v)| (k.to_string(), dynamic_to_json(v))).collect())
+    } else {
+        Value::String(d.to_string())
+    }
+}
+
 /// The shape as a Rhai array of ints.
 fn shape_array(t: &tch::Tensor) -> Array {
     t.size().into_iter().map(Dynamic::from_int).collect()
@@ -355,6 +375,18 @@ pub mod api {
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{path}: not valid JSON: {e}"))?;
         Ok(json_to_dynamic(value))
+    }
+
+    /// Writes Rhai values (maps, arrays, numbers, strings, bools) as pretty JSON,
+    /// atomically.
+    ///
+    /// ```rhai
+    /// save_json(#{ purity_before_train: before, purity_after_train: after }, "outputs/purity_after_orthogonal_train.json");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn save_json(value: Dynamic, path: &str) -> Result<(), Box<EvalAltResult>> {
+        let json = serde_json::to_string_pretty(&dynamic_to_json(&value)).map_err(|e| format!("save_json: {e}"))?;
+        rt(crate::io::atomic::write_bytes_atomic(std::path::Path::new(path), json.as_bytes()))
     }
 
     /// Mean of all elements, as a float.

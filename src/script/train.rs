@@ -80,6 +80,31 @@ pub mod api {
             .map(|d| DisentanglerHandle(Rc::new(RefCell::new(d))))
     }
 
+    /// Saves U as the reference does: `<dir>/<type>.pt` (torch.save of
+    /// `{"A_raw": A}`) and `<dir>/<type>.safetensors`; returns the .pt path.
+    ///
+    /// ```rhai
+    /// save_disentangler(d, cfg.output_path);   // outputs/…/orthogonal.pt
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn save_disentangler(d: Disentangler, dir: &str) -> Result<String, Box<EvalAltResult>> {
+        rt(crate::disentangle::store::save(&d.0.borrow(), std::path::Path::new(dir)))
+            .map(|(pt, _)| pt.display().to_string())
+    }
+
+    /// A disentangler of kind `"orthogonal"` or `"invertible"` from a U file
+    /// (`.pt` of epic or the reference code, or `.safetensors`): to resume or explain.
+    ///
+    /// ```rhai
+    /// let d = load_disentangler("orthogonal", "outputs/imagenet_resnet34/orthogonal.pt");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load_disentangler(kind: &str, path: &str) -> Result<Disentangler, Box<EvalAltResult>> {
+        let kind: MatrixKind = rt(kind.parse())?;
+        rt(crate::disentangle::store::load(kind, std::path::Path::new(path)))
+            .map(|d| DisentanglerHandle(Rc::new(RefCell::new(d))))
+    }
+
     /// U [C,C].
     ///
     /// ```rhai
