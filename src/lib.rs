@@ -15,6 +15,7 @@
 //! - [`explain`]: the modified head and the channels that explain a prediction;
 //! - [`io`]: tensor files and atomic writes;
 //! - [`model`]: networks and their weights (so far: `.pth` checkpoints, read safely);
+//! - [`render`]: prototype grids, explanation figures, purity plots;
 //! - [`script`]: the Rhai engine that exposes all of it to experiment scripts.
 //!
 //! Everything works on any libtorch device, in f32, and returns [`Error`] instead
@@ -32,6 +33,7 @@ pub mod model;
 pub mod predict;
 pub mod progress;
 pub mod prototypes;
+pub mod render;
 pub mod report;
 pub mod script;
 

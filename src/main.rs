@@ -28,6 +28,9 @@ enum Command {
         /// Where tensors go: auto (CUDA when available), cpu, cuda, cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
+        /// A folder of Rhai modules for `import` (repeatable; also $EPIC_LIB).
+        #[arg(long = "lib", value_name = "DIR")]
+        lib: Vec<PathBuf>,
     },
     /// Print the top classes of images: `epic predict efficientnet_lite0 photo.jpg`.
     Predict {
@@ -97,11 +100,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { script, args, device } => {
+        Command::Run { script, args, device, lib } => {
             let overrides = args.clone();
             let args = epic::script::args::parse_args(&args).map_err(anyhow::Error::msg)?;
             let device = epic::device::parse_device(&device).context("--device")?;
-            let options = epic::script::HostOptions { device, overrides };
+            let options = epic::script::HostOptions { device, overrides, lib_dirs: lib };
             match epic::script::run_file(&script, args, &options) {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) => {

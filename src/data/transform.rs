@@ -59,6 +59,18 @@ pub fn center_crop(x: &Tensor, crop: i64) -> Result<Tensor> {
     Ok(x.f_narrow(2, top, crop)?.f_narrow(3, left, crop)?)
 }
 
+/// The image as the network sees it, before normalisation: resized and
+/// center-cropped RGB8 [crop×crop], for figures.
+pub fn cropped_rgb(img: &RgbImage, p: &Preprocess) -> Result<RgbImage> {
+    let _guard = tch::no_grad_guard();
+    let x = center_crop(&resize(&to_tensor(img)?, p.resize)?, p.crop)?;
+    let hwc = x.f_squeeze_dim(0)?.f_permute([1, 2, 0])?.f_to_kind(Kind::Uint8)?.f_contiguous()?;
+    let bytes = Vec::<u8>::try_from(hwc.f_reshape([-1])?)?;
+    let side = p.crop as u32;
+    RgbImage::from_raw(side, side, bytes)
+        .ok_or_else(|| super::Error::Layout { path: "<image>".into(), why: "crop size mismatch".into() })
+}
+
 /// The whole eval transform: RGB8 → normalised f32 [3,crop,crop] on the CPU.
 pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Tensor> {
     let _guard = tch::no_grad_guard();

@@ -13,4 +13,4 @@ pub use adam::{Adam, AdamConfig};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
 pub use objective::{purity_loss, purity_step};
 pub use schedule::{Schedule, ScheduleKind};
-pub use trainer::{prototype_purity, train, History, TrainConfig};
+pub use trainer::{prototype_purities, prototype_purity, train, History, TrainConfig};

@@ -62,6 +62,24 @@ fn maps_for(images: &Tensor, net: &Network, loader: &Loader, memo: &mut FeatureM
     Ok(maps.f_index_select(0, &Tensor::f_from_slice(&position)?.f_to_device(maps.device())?)?)
 }
 
+/// Argmax purity of each of the top-`m` prototypes of every channel under `d`'s
+/// U: [C·m] f32, channel-major (channel k's prototypes at k·m … k·m + m − 1).
+pub fn prototype_purities(
+    d: &Disentangler,
+    bank: &Bank,
+    m: i64,
+    net: &Network,
+    loader: &Loader,
+    memo: &mut FeatureMemo,
+) -> Result<Tensor, BankError> {
+    let u = d.matrix()?;
+    let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m)?)?;
+    let maps = maps_for(&images, net, loader, memo)?;
+    let _guard = tch::no_grad_guard();
+    let rotated = crate::features::rotate(&maps, &u.f_to_device(maps.device())?)?;
+    Ok(crate::prototypes::purity_argmax(&rotated, &channels.f_to_device(maps.device())?)?)
+}
+
 /// Mean argmax purity of the top-`m` prototypes of every channel under `d`'s U.
 pub fn prototype_purity(
     d: &Disentangler,
@@ -71,13 +89,8 @@ pub fn prototype_purity(
     loader: &Loader,
     memo: &mut FeatureMemo,
 ) -> Result<f64, BankError> {
-    let u = d.matrix()?;
-    let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m)?)?;
-    let maps = maps_for(&images, net, loader, memo)?;
-    let _guard = tch::no_grad_guard();
-    let rotated = crate::features::rotate(&maps, &u.f_to_device(maps.device())?)?;
-    let purity = crate::prototypes::purity_argmax(&rotated, &channels.f_to_device(maps.device())?)?;
-    Ok(purity.f_mean(Kind::Double)?.f_double_value(&[])?)
+    let p = prototype_purities(d, bank, m, net, loader, memo)?;
+    Ok(p.f_mean(Kind::Double)?.f_double_value(&[])?)
 }
 
 /// A small seeded generator for shuffling (splitmix64), independent of libtorch's RNG.

@@ -1,8 +1,11 @@
 //! Explaining predictions in the disentangled basis: the modified head A·U⁻¹ that
 //! keeps every logit ([`head`]), and the channels that carry a class's evidence
-//! ([`channels`]).
+//! ([`channels`]), and whole explanations with prototypes and figures
+//! ([`explanation`]).
 pub mod channels;
+pub mod explanation;
 pub mod head;
 
 pub use channels::{top_channels, TopChannels};
+pub use explanation::{explain, Explanation};
 pub use head::{logits, max_logit_change, modified_head};

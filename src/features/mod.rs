@@ -9,9 +9,11 @@
 //! set from one backbone pass; the [`memo`] keeps the full maps of the current
 //! prototypes.
 pub mod bank;
+pub mod head_fit;
 pub mod memo;
 
 pub use bank::{extract, Bank, BankError, ExtractOptions, ExtractReport};
+pub use head_fit::{fit_head, FittedHead};
 pub use memo::FeatureMemo;
 
 use crate::check;

@@ -48,7 +48,7 @@ pub struct Parts {
 /// A classifier with its weights, split into backbone and head.
 pub struct Network {
     name: String,
-    backbone: Box<dyn Backbone>,
+    backbone: std::rc::Rc<dyn Backbone>,
     head: Linear,
     head_prefix: &'static str,
     channels: i64,
@@ -116,7 +116,7 @@ impl Network {
         };
         Ok(Network {
             name: name.to_string(),
-            backbone: parts.backbone,
+            backbone: std::rc::Rc::from(parts.backbone),
             head: parts.head,
             head_prefix: parts.head_prefix,
             channels: parts.channels,
@@ -172,7 +172,7 @@ impl Network {
         let stem = backbone.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Network {
             name: format!("torchscript:{stem}"),
-            backbone: Box::new(Scripted(module)),
+            backbone: std::rc::Rc::new(Scripted(module)),
             head,
             head_prefix: "head",
             channels: c,
@@ -340,5 +340,50 @@ impl Backbone for Scripted {
             });
         }
         Ok(z)
+    }
+}
+
+impl Network {
+    /// The same backbone (shared) with another linear head: `weight` [K,C],
+    /// `bias` [K]. For a head fitted on a bank ([`crate::features::fit_head`]) or
+    /// a probe of a new data set.
+    pub fn with_head(&self, weight: &Tensor, bias: &Tensor) -> Result<Network> {
+        let c = self.channels;
+        if weight.size().len() != 2 || weight.size()[1] != c || bias.size() != [weight.size()[0]] {
+            return Err(Error::Format {
+                path: self.name.clone().into(),
+                why: format!(
+                    "a head for C = {c} must be weight [K,{c}] and bias [K], got {:?} and {:?}",
+                    weight.size(),
+                    bias.size()
+                ),
+            });
+        }
+        let p = Params::new(self.device);
+        let head = Linear::new(&p.pp(self.head_prefix), c, weight.size()[0])?;
+        {
+            let _guard = tch::no_grad_guard();
+            head.weight.shallow_clone().f_copy_(&weight.f_to_kind(Kind::Float)?.f_to_device(self.device)?)?;
+            head.bias.shallow_clone().f_copy_(&bias.f_to_kind(Kind::Float)?.f_to_device(self.device)?)?;
+        }
+        let mut params: BTreeMap<String, Tensor> = self
+            .params
+            .iter()
+            .filter(|(k, _)| !k.starts_with(&format!("{}.", self.head_prefix)))
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect();
+        params.extend(p.into_map());
+        Ok(Network {
+            name: self.name.clone(),
+            backbone: self.backbone.clone(),
+            head,
+            head_prefix: self.head_prefix,
+            channels: c,
+            preprocess: self.preprocess,
+            params,
+            rename: self.rename,
+            external: self.external.clone(),
+            device: self.device,
+        })
     }
 }

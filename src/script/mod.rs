@@ -16,6 +16,7 @@ pub mod args;
 pub mod config;
 pub mod docs;
 pub mod error;
+pub mod explain;
 pub mod math;
 pub mod network;
 pub mod tensor;
@@ -26,7 +27,7 @@ pub use tensor::ScriptTensor;
 pub use train::{AdamHandle, DisentanglerHandle};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Module, Scope, Shared};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::Device;
 
 /// How a script host is set up.
@@ -37,11 +38,14 @@ pub struct HostOptions {
     /// The command line's `key=value` arguments, which `config(path)` applies as
     /// overrides to the keys the config has.
     pub overrides: Vec<String>,
+    /// Extra folders searched by `import` (`--lib`), before `$EPIC_LIB` and the
+    /// checkout's `scripts/lib`.
+    pub lib_dirs: Vec<PathBuf>,
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { device: Device::Cpu, overrides: Vec::new() }
+        HostOptions { device: Device::Cpu, overrides: Vec::new(), lib_dirs: Vec::new() }
     }
 }
 
@@ -54,6 +58,7 @@ pub fn topics() -> Vec<(&'static str, Module)> {
         ("Training U", rhai::exported_module!(train::api)),
         ("Networks, data sets and feature banks", rhai::exported_module!(network::api)),
         ("Configs", rhai::exported_module!(config::api)),
+        ("Explanations and figures", rhai::exported_module!(explain::api)),
     ]
 }
 
@@ -62,6 +67,9 @@ pub fn topics() -> Vec<(&'static str, Module)> {
 /// Print goes to stdout. Limits on nesting follow Rhai's defaults.
 pub fn engine(options: &HostOptions) -> Engine {
     let mut engine = Engine::new();
+    // Rhai's defaults (64 levels, 32 inside functions) reject ordinary
+    // interpolated strings in module functions.
+    engine.set_max_expr_depths(256, 128);
     for (_, module) in topics() {
         engine.register_global_module(Shared::new(module));
     }
@@ -82,11 +90,37 @@ pub fn run_file(path: &Path, args: Map, options: &HostOptions) -> Result<Dynamic
 
 /// Runs script text `source` (named `origin` in messages) with `args` bound to `args`.
 pub fn run_source(source: &str, origin: &Path, args: Map, options: &HostOptions) -> Result<Dynamic, ScriptError> {
-    let engine = engine(options);
+    let mut engine = engine(options);
+    engine.set_module_resolver(module_resolver(origin, options));
     let mut scope = Scope::new();
     scope.push_constant("args", args);
     let ast = engine.compile(source).map_err(|e| ScriptError::from_parse(origin, e))?;
     engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast).map_err(|e| ScriptError::from_eval(origin, &engine, *e))
+}
+
+/// Where `import "name"` looks for `name.rhai`, in order: the script's own folder,
+/// each `--lib` folder, each folder of `$EPIC_LIB` (`:`-separated), and the
+/// checkout's `scripts/lib`. A folder of modules shared between researchers thus
+/// works from any checkout.
+pub fn module_search_path(script: &Path, options: &HostOptions) -> Vec<PathBuf> {
+    let mut dirs = vec![script
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)];
+    dirs.extend(options.lib_dirs.iter().cloned());
+    if let Some(env) = std::env::var_os("EPIC_LIB") {
+        dirs.extend(std::env::split_paths(&env));
+    }
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/lib"));
+    dirs
+}
+
+fn module_resolver(script: &Path, options: &HostOptions) -> rhai::module_resolvers::ModuleResolversCollection {
+    let mut all = rhai::module_resolvers::ModuleResolversCollection::new();
+    for dir in module_search_path(script, options) {
+        all.push(rhai::module_resolvers::FileModuleResolver::new_with_path(dir));
+    }
+    all
 }
 
 /// A library error as a Rhai runtime error (the engine adds the position).

@@ -287,6 +287,50 @@ pub mod api {
         })
     }
 
+    /// Fits a `classes`-way linear head on the bank's pooled features (softmax
+    /// regression, 300 full-batch Adam steps): returns the bank with that model,
+    /// whose predictions come from the new head. The backbone is shared.
+    ///
+    /// ```rhai
+    /// let bank = fit_head(extract(model, fashion_mnist("train", 20, model), #{}), 10);
+    /// let model = bank.model();
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn fit_head(b: Bank, classes: INT) -> Result<Bank, Box<EvalAltResult>> {
+        let fitted = rt(crate::features::fit_head(&b.bank, classes, 300, 0.05))?;
+        eprintln!("fit_head: {classes} classes, training accuracy {:.3}", fitted.train_accuracy);
+        let net = b.model.0.with_head(&fitted.weight, &fitted.bias).map_err(|e| e.to_string())?;
+        let predicted =
+            rt(b.bank.logits(&fitted.weight, &fitted.bias).and_then(|l| l.f_argmax(1, false).map_err(Into::into)))?;
+        let bank = crate::features::Bank {
+            sums: b.bank.sums.shallow_clone(),
+            labels: b.bank.labels.shallow_clone(),
+            predicted,
+            valid: b.bank.valid.shallow_clone(),
+            map_size: b.bank.map_size,
+        };
+        let memo = b.memo.clone();
+        Ok(BankHandle {
+            bank: Rc::new(bank),
+            report: b.report,
+            model: ModelHandle(Rc::new(net)),
+            dataset: b.dataset,
+            memo,
+        })
+    }
+
+    /// The model the bank was made with (after `fit_head`, the one with the new head).
+    #[rhai_fn(pure)]
+    pub fn model(b: &mut Bank) -> Model {
+        b.model.clone()
+    }
+
+    /// The data set the bank was made from.
+    #[rhai_fn(pure)]
+    pub fn dataset(b: &mut Bank) -> Dataset {
+        b.dataset.clone()
+    }
+
     /// N, the number of images.
     #[rhai_fn(pure, name = "len")]
     pub fn bank_len(b: &mut Bank) -> INT {

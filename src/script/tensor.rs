@@ -256,6 +256,22 @@ pub mod api {
         tch::manual_seed(value);
     }
 
+    /// `k` distinct ints drawn from 0..n (libtorch's randperm, so `seed` fixes them).
+    ///
+    /// ```rhai
+    /// seed(cfg.seed);
+    /// for i in sample(val.len(), 10) { print(i); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn sample(n: INT, k: INT) -> Result<Array, Box<EvalAltResult>> {
+        if n < 0 || k < 0 || k > n {
+            return Err(format!("sample: cannot draw {k} distinct values from 0..{n}").into());
+        }
+        let p = tch::Tensor::f_randperm(n, (Kind::Int64, Device::Cpu)).map_err(|e| e.to_string())?;
+        let v = Vec::<i64>::try_from(p.f_narrow(0, 0, k).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        Ok(v.into_iter().map(Dynamic::from_int).collect())
+    }
+
     /// The host's device: `"cpu"` or `"cuda:N"`.
     ///
     /// ```rhai

@@ -1,0 +1,82 @@
+//! Prototype grids and explanation figures: images as the network saw them
+//! (resized and cropped), each with a yellow box at the feature-map cell where
+//! the channel peaks.
+use super::canvas::{Canvas, YELLOW};
+use crate::error::Result;
+use image::RgbImage;
+
+/// Pixels of a tile's side in the figures.
+pub const TILE: u32 = 192;
+const GAP: u32 = 8;
+const LABEL: u32 = 26;
+
+/// One image in a figure: the (cropped) input, the feature-map cell to box, a caption.
+#[derive(Clone)]
+pub struct Tile {
+    pub image: RgbImage,
+    /// (row, column) of the boxed cell in a feature map of `grid` = (h, w) cells.
+    pub cell: (i64, i64),
+    pub grid: (i64, i64),
+    pub caption: String,
+}
+
+impl Tile {
+    /// Draws the tile at (x, y): the image scaled to TILE×TILE, the box, the caption under it.
+    fn draw(&self, canvas: &mut Canvas, x: u32, y: u32) -> Result<()> {
+        let img = image::imageops::resize(&self.image, TILE, TILE, image::imageops::FilterType::Triangle);
+        canvas.paste(&img, x, y);
+        let (h, w) = (self.grid.0.max(1) as u32, self.grid.1.max(1) as u32);
+        let (r, c) = (self.cell.0.max(0) as u32, self.cell.1.max(0) as u32);
+        let (x0, y0) = (x + c * TILE / w, y + r * TILE / h);
+        let (x1, y1) = (x + (c + 1) * TILE / w, y + (r + 1) * TILE / h);
+        canvas.rect(x0, y0, x1, y1, YELLOW, 3);
+        canvas.text(x as i32 + 2, (y + TILE + 4) as i32, 15.0, &self.caption, [30, 30, 30])
+    }
+}
+
+/// Converts an image to gray (the reference's `img_fn: gray`), kept as RGB.
+pub fn gray(img: &RgbImage) -> RgbImage {
+    let g = image::imageops::grayscale(img);
+    RgbImage::from_fn(g.width(), g.height(), |x, y| {
+        let v = g.get_pixel(x, y)[0];
+        image::Rgb([v, v, v])
+    })
+}
+
+/// A channel's prototypes in one row under a title.
+pub fn prototype_grid(title: &str, tiles: &[Tile]) -> Result<Canvas> {
+    let n = tiles.len().max(1) as u32;
+    let mut canvas = Canvas::new(GAP + n * (TILE + GAP), 36 + TILE + LABEL + GAP, [255, 255, 255]);
+    canvas.text(GAP as i32, 8, 20.0, title, [0, 0, 0])?;
+    for (i, t) in tiles.iter().enumerate() {
+        t.draw(&mut canvas, GAP + i as u32 * (TILE + GAP), 36)?;
+    }
+    Ok(canvas)
+}
+
+/// One row of an explanation: the input boxed at the channel's peak, then the
+/// channel's prototypes, under a label (channel id, contribution).
+pub struct ExplanationRow {
+    pub label: String,
+    pub input: Tile,
+    pub prototypes: Vec<Tile>,
+}
+
+/// The explanation figure: a header line, then one row per explaining channel,
+/// each of 1 + m tiles (the input, then the prototypes).
+pub fn explanation_figure(header: &str, rows: &[ExplanationRow]) -> Result<Canvas> {
+    let m = rows.iter().map(|r| r.prototypes.len()).max().unwrap_or(0) as u32;
+    let row_h = 24 + TILE + LABEL + GAP;
+    let width = GAP + (m + 1) * (TILE + GAP) + 2 * GAP;
+    let mut canvas = Canvas::new(width, 44 + rows.len() as u32 * row_h, [255, 255, 255]);
+    canvas.text(GAP as i32, 10, 22.0, header, [0, 0, 0])?;
+    for (i, row) in rows.iter().enumerate() {
+        let y = 44 + i as u32 * row_h;
+        canvas.text(GAP as i32, y as i32, 17.0, &row.label, [20, 20, 120])?;
+        row.input.draw(&mut canvas, GAP, y + 24)?;
+        for (j, t) in row.prototypes.iter().enumerate() {
+            t.draw(&mut canvas, 3 * GAP + (j as u32 + 1) * (TILE + GAP), y + 24)?;
+        }
+    }
+    Ok(canvas)
+}

@@ -1,0 +1,19 @@
+//! Figures: prototype grids, explanations, purity curves and histograms, drawn
+//! into RGB canvases (plotters for text and plots, with an embedded font so that
+//! machines without fonts render the same) and written atomically as JPEG or PNG.
+pub mod canvas;
+pub mod figures;
+pub mod plots;
+
+pub use canvas::Canvas;
+pub use figures::{explanation_figure, prototype_grid, ExplanationRow, Tile};
+pub use plots::{purity_curve, purity_histogram};
+
+/// Registers the embedded DejaVu Sans as plotters' "sans-serif", once.
+pub(crate) fn ensure_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes);
+    });
+}

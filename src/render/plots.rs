@@ -1,0 +1,119 @@
+//! Purity over training (the reference's `<type>_train.png`) and the before/after
+//! distribution of prototype purities.
+use super::canvas::Canvas;
+use crate::disentangle::History;
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+fn plot_err<E: std::fmt::Display>(e: E) -> Error {
+    Error::invalid("plot", e.to_string())
+}
+
+/// Mean purity per epoch (line) and at each step's prototype selection (dots,
+/// labelled with m), as a 1000×600 PNG.
+pub fn purity_curve(history: &History, title: &str, path: &Path) -> Result<()> {
+    super::ensure_font();
+    let mut canvas = Canvas::new(1000, 600, [255, 255, 255]);
+    {
+        let area = BitMapBackend::with_buffer(canvas.image.as_mut(), (1000, 600)).into_drawing_area();
+        // x: the selection of step s sits at x = s·E, its epochs at s·E + 1 … s·E + E.
+        let e = (history.epochs.len() / history.steps.len().max(1)).max(1);
+        let epochs: Vec<(f64, f64)> =
+            history.epochs.iter().enumerate().map(|(i, (_, p))| ((i / e * (e + 1) + i % e + 1) as f64, *p)).collect();
+        let steps: Vec<(f64, f64, usize)> =
+            history.steps.iter().enumerate().map(|(s, (m, p))| ((s * (e + 1)) as f64, *p, *m)).collect();
+        let all: Vec<f64> = epochs.iter().map(|p| p.1).chain(steps.iter().map(|p| p.1)).collect();
+        let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) =
+            if lo.is_finite() { (lo - 0.05 * (hi - lo + 1e-3), hi + 0.05 * (hi - lo + 1e-3)) } else { (0.0, 1.0) };
+        let x_max = (steps.len() * (e + 1)).max(1) as f64;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 26))
+            .margin(20)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..x_max, lo..hi)
+            .map_err(plot_err)?;
+        chart.configure_mesh().x_desc("schedule step · epoch").y_desc("mean argmax purity").draw().map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(epochs.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(plot_err)?
+            .label("after each epoch")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(steps.iter().map(|&(x, y, _)| Circle::new((x, y), 5, RED.filled())))
+            .map_err(plot_err)?
+            .label("prototypes re-selected (m)")
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, RED.filled()));
+        chart
+            .draw_series(steps.iter().map(|&(x, y, m)| Text::new(format!("m={m}"), (x, y), ("sans-serif", 14))))
+            .map_err(plot_err)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        area.present().map_err(plot_err)?;
+    }
+    canvas.save(path)
+}
+
+/// Histograms of per-prototype purity before and after training, as a 1000×600 PNG.
+pub fn purity_histogram(before: &[f64], after: &[f64], title: &str, path: &Path) -> Result<()> {
+    super::ensure_font();
+    const BINS: usize = 40;
+    let bin = |v: f64| (((v + 1.0) / 2.0 * BINS as f64).floor() as usize).min(BINS - 1);
+    let count = |xs: &[f64]| {
+        let mut c = vec![0usize; BINS];
+        xs.iter().filter(|v| v.is_finite()).for_each(|&v| c[bin(v)] += 1);
+        c
+    };
+    let (cb, ca) = (count(before), count(after));
+    let top = cb.iter().chain(&ca).copied().max().unwrap_or(1).max(1) as f64 * 1.1;
+    let mut canvas = Canvas::new(1000, 600, [255, 255, 255]);
+    {
+        let area = BitMapBackend::with_buffer(canvas.image.as_mut(), (1000, 600)).into_drawing_area();
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 26))
+            .margin(20)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-1.0..1.0, 0.0..top)
+            .map_err(plot_err)?;
+        chart.configure_mesh().x_desc("argmax purity of a prototype").y_desc("prototypes").draw().map_err(plot_err)?;
+        let w = 2.0 / BINS as f64;
+        for (counts, color, label) in [(&cb, RED.mix(0.45), "before training"), (&ca, BLUE.mix(0.45), "after training")]
+        {
+            chart
+                .draw_series(counts.iter().enumerate().map(|(i, &n)| {
+                    let x0 = -1.0 + i as f64 * w;
+                    Rectangle::new([(x0, 0.0), (x0 + w, n as f64)], color.filled())
+                }))
+                .map_err(plot_err)?
+                .label(format!(
+                    "{label} (n = {}, mean {:.3})",
+                    counts.iter().sum::<usize>(),
+                    mean(if label.starts_with("before") { before } else { after })
+                ))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        area.present().map_err(plot_err)?;
+    }
+    canvas.save(path)
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
