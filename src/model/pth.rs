@@ -301,7 +301,10 @@ pub fn write_pth(tensors: &[(&str, &Tensor)], path: &Path) -> Result<()> {
         let zerr = |e: zip::result::ZipError| crate::Error::invalid(path.display().to_string(), e.to_string());
         let file = std::fs::File::create(tmp).map_err(io)?;
         let mut zip = zip::ZipWriter::new(file);
-        let opts = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        // A fixed timestamp: the same state dict gives the same bytes.
+        let opts = zip::write::FileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default());
         let mut entry = |name: String, bytes: &[u8]| -> crate::Result<()> {
             zip.start_file(name, opts).map_err(zerr)?;
             zip.write_all(bytes).map_err(io)

@@ -62,20 +62,31 @@ pub struct ExplanationRow {
     pub prototypes: Vec<Tile>,
 }
 
+/// Pixel size (width, height) of an explanation figure with `k` rows of `m` prototypes.
+pub fn explanation_size(k: u32, m: u32) -> (u32, u32) {
+    (GAP + (m + 1) * (TILE + GAP) + 2 * GAP, 44 + k * (24 + TILE + LABEL + GAP))
+}
+
+/// Top-left corner of tile `j` (0 = the input) of row `r` in an explanation figure.
+pub fn explanation_tile_origin(r: u32, j: u32) -> (u32, u32) {
+    let x = if j == 0 { GAP } else { 3 * GAP + j * (TILE + GAP) };
+    (x, 44 + r * (24 + TILE + LABEL + GAP) + 24)
+}
+
 /// The explanation figure: a header line, then one row per explaining channel,
 /// each of 1 + m tiles (the input, then the prototypes).
 pub fn explanation_figure(header: &str, rows: &[ExplanationRow]) -> Result<Canvas> {
     let m = rows.iter().map(|r| r.prototypes.len()).max().unwrap_or(0) as u32;
-    let row_h = 24 + TILE + LABEL + GAP;
-    let width = GAP + (m + 1) * (TILE + GAP) + 2 * GAP;
-    let mut canvas = Canvas::new(width, 44 + rows.len() as u32 * row_h, [255, 255, 255]);
+    let (width, height) = explanation_size(rows.len() as u32, m);
+    let mut canvas = Canvas::new(width, height, [255, 255, 255]);
     canvas.text(GAP as i32, 10, 22.0, header, [0, 0, 0])?;
     for (i, row) in rows.iter().enumerate() {
-        let y = 44 + i as u32 * row_h;
-        canvas.text(GAP as i32, y as i32, 17.0, &row.label, [20, 20, 120])?;
-        row.input.draw(&mut canvas, GAP, y + 24)?;
+        let (x, y) = explanation_tile_origin(i as u32, 0);
+        canvas.text(GAP as i32, (y - 24) as i32, 17.0, &row.label, [20, 20, 120])?;
+        row.input.draw(&mut canvas, x, y)?;
         for (j, t) in row.prototypes.iter().enumerate() {
-            t.draw(&mut canvas, 3 * GAP + (j as u32 + 1) * (TILE + GAP), y + 24)?;
+            let (x, y) = explanation_tile_origin(i as u32, j as u32 + 1);
+            t.draw(&mut canvas, x, y)?;
         }
     }
     Ok(canvas)

@@ -77,6 +77,18 @@ pub mod api {
         load_with_overrides(path, &overrides).map(|v| to_dynamic(&v)).map_err(|e| e.to_string().into())
     }
 
+    /// Stops the script at once, before any work, when the config's data set
+    /// folders or weights file are missing; the error names each missing path,
+    /// the layout expected, the weights file wanted and the overrides to set.
+    ///
+    /// ```rhai
+    /// preflight(cfg);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn preflight(config: Map) -> Result<(), Box<EvalAltResult>> {
+        cfg::preflight(&to_yaml(&Dynamic::from_map(config))).map_err(|e| e.into())
+    }
+
     /// Writes a config map as YAML (atomically), e.g. the resolved config of a run.
     ///
     /// ```rhai
