@@ -272,60 +272,6 @@ pub fn save(config: &Value, path: &Path) -> crate::Result<()> {
     crate::io::atomic::write_bytes_atomic(path, text.as_bytes())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg() -> Value {
-        serde_yaml::from_str("seed: 42\nmodel: {name: resnet34, custom_weights_path: null, num_classes: 1000}\ntraining: {lr: 0.001}\nout: x").unwrap()
-    }
-
-    #[test]
-    fn overrides_keep_types_and_name_the_nearest_keys() {
-        let mut c = cfg();
-        apply_override(&mut c, "model.name=resnet50").unwrap();
-        apply_override(&mut c, "training.lr=1e-2").unwrap();
-        apply_override(&mut c, "training.lr=1").unwrap(); // an int for a float
-        apply_override(&mut c, "model.custom_weights_path=w/resnet.pth").unwrap();
-        apply_override(&mut c, "out=42").unwrap(); // text for a string key
-        apply_override(&mut c, "+training.weight_decay=0.0").unwrap();
-        assert_eq!(get(&c, "model.name").unwrap().as_str(), Some("resnet50"));
-        assert_eq!(get(&c, "training.lr").unwrap().as_f64(), Some(1.0));
-        assert_eq!(get(&c, "out").unwrap().as_str(), Some("42"));
-        assert_eq!(get(&c, "training.weight_decay").unwrap().as_f64(), Some(0.0));
-        let e = apply_override(&mut c, "seed=many").unwrap_err().to_string();
-        assert!(e.contains("seed is an int, and \"many\" is a string"), "{e}");
-        let e = apply_override(&mut c, "model.nmae=x").unwrap_err().to_string();
-        assert!(e.contains("no key model.nmae") && e.contains("nearest: model.name"), "{e}");
-        let e = apply_override(&mut c, "seed").unwrap_err().to_string();
-        assert!(e.contains("not key=value"), "{e}");
-    }
-
-    #[test]
-    fn defaults_compose_in_hydra_order_and_interpolate() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("base.yaml"),
-            "seed: 1\noutput_path: outputs/a\ndataloader: {batch_size: 512}\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("train.yaml"),
-            "defaults:\n  - _self_\n  - base\nseed: 7\nhydra: {run: {dir: '${output_path}/train'}}\ndataloader: {shuffle: true}\n",
-        )
-        .unwrap();
-        let c = load(&dir.path().join("train.yaml")).unwrap();
-        // _self_ first: the base, merged after, wins on shared leaves.
-        assert_eq!(get(&c, "seed").unwrap().as_i64(), Some(1));
-        assert_eq!(get(&c, "dataloader.batch_size").unwrap().as_i64(), Some(512));
-        assert_eq!(get(&c, "dataloader.shuffle").unwrap().as_bool(), Some(true));
-        assert_eq!(get(&c, "hydra.run.dir").unwrap().as_str(), Some("outputs/a/train"));
-        std::fs::write(dir.path().join("bad.yaml"), "seed: [1,\n").unwrap();
-        let e = load(&dir.path().join("bad.yaml")).unwrap_err().to_string();
-        assert!(e.contains("bad.yaml") && e.contains("not valid YAML"), "{e}");
-    }
-}
-
 /// torchvision's file name of an architecture's default ImageNet weights (as
 /// `torch.hub` saves them), for messages that say what to download.
 pub fn torchvision_weights_file(name: &str) -> Option<&'static str> {
@@ -380,4 +326,58 @@ pub fn preflight(config: &Value) -> std::result::Result<(), String> {
         problems.join("\n"),
         torchvision_weights_file(&name).unwrap_or("model.pth")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Value {
+        serde_yaml::from_str("seed: 42\nmodel: {name: resnet34, custom_weights_path: null, num_classes: 1000}\ntraining: {lr: 0.001}\nout: x").unwrap()
+    }
+
+    #[test]
+    fn overrides_keep_types_and_name_the_nearest_keys() {
+        let mut c = cfg();
+        apply_override(&mut c, "model.name=resnet50").unwrap();
+        apply_override(&mut c, "training.lr=1e-2").unwrap();
+        apply_override(&mut c, "training.lr=1").unwrap(); // an int for a float
+        apply_override(&mut c, "model.custom_weights_path=w/resnet.pth").unwrap();
+        apply_override(&mut c, "out=42").unwrap(); // text for a string key
+        apply_override(&mut c, "+training.weight_decay=0.0").unwrap();
+        assert_eq!(get(&c, "model.name").unwrap().as_str(), Some("resnet50"));
+        assert_eq!(get(&c, "training.lr").unwrap().as_f64(), Some(1.0));
+        assert_eq!(get(&c, "out").unwrap().as_str(), Some("42"));
+        assert_eq!(get(&c, "training.weight_decay").unwrap().as_f64(), Some(0.0));
+        let e = apply_override(&mut c, "seed=many").unwrap_err().to_string();
+        assert!(e.contains("seed is an int, and \"many\" is a string"), "{e}");
+        let e = apply_override(&mut c, "model.nmae=x").unwrap_err().to_string();
+        assert!(e.contains("no key model.nmae") && e.contains("nearest: model.name"), "{e}");
+        let e = apply_override(&mut c, "seed").unwrap_err().to_string();
+        assert!(e.contains("not key=value"), "{e}");
+    }
+
+    #[test]
+    fn defaults_compose_in_hydra_order_and_interpolate() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base.yaml"),
+            "seed: 1\noutput_path: outputs/a\ndataloader: {batch_size: 512}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("train.yaml"),
+            "defaults:\n  - _self_\n  - base\nseed: 7\nhydra: {run: {dir: '${output_path}/train'}}\ndataloader: {shuffle: true}\n",
+        )
+        .unwrap();
+        let c = load(&dir.path().join("train.yaml")).unwrap();
+        // _self_ first: the base, merged after, wins on shared leaves.
+        assert_eq!(get(&c, "seed").unwrap().as_i64(), Some(1));
+        assert_eq!(get(&c, "dataloader.batch_size").unwrap().as_i64(), Some(512));
+        assert_eq!(get(&c, "dataloader.shuffle").unwrap().as_bool(), Some(true));
+        assert_eq!(get(&c, "hydra.run.dir").unwrap().as_str(), Some("outputs/a/train"));
+        std::fs::write(dir.path().join("bad.yaml"), "seed: [1,\n").unwrap();
+        let e = load(&dir.path().join("bad.yaml")).unwrap_err().to_string();
+        assert!(e.contains("bad.yaml") && e.contains("not valid YAML"), "{e}");
+    }
 }
