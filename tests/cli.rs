@@ -357,3 +357,38 @@ load_disentangler("orthogonal", "out/purity_after_invertible_train.json");
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("save.rhai:11:1: U file: out/purity_after_invertible_train.json: neither a zip"), "{err}");
 }
+
+#[test]
+fn modules_come_from_lib_folders_and_their_errors_name_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = tmp.path().join("shared_modules");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("helpers.rhai"), "fn double(x) { x * 2 }\nfn bad(t) {\n    top_prototypes(t, 99)\n}\n")
+        .unwrap();
+    let s = write_script(
+        tmp.path(),
+        "uses.rhai",
+        "import \"helpers\" as h;\nprint(h::double(21));\nh::bad(zeros([4, 2]));\n",
+    );
+    // Not found without the folder on the search path.
+    let o = epic(&["run", &s], tmp.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("helpers"), "{}", text(&o).1);
+    for (flag, env) in [(true, false), (false, true)] {
+        let mut cmd = Command::new(epic_bin());
+        cmd.arg("run").arg(&s).current_dir(tmp.path());
+        if flag {
+            cmd.arg("--lib").arg(&shared);
+        }
+        if env {
+            cmd.env("EPIC_LIB", &shared);
+        }
+        let o = cmd.output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(out.trim(), "42", "{err}");
+        assert!(
+            err.contains("helpers.rhai:3:5: in bad(): top_prototypes: m = 99") && err.contains("imported by"),
+            "{err}"
+        );
+    }
+}

@@ -47,12 +47,31 @@ impl ScriptError {
         let mut pos = e.position();
         let mut err = &e;
         let mut calls = Vec::new();
-        while let EvalAltResult::ErrorInFunctionCall(name, _, inner, p) = err {
-            calls.push(name.clone());
-            if !p.is_none() {
-                pos = *p;
+        let mut source = None;
+        loop {
+            match err {
+                EvalAltResult::ErrorInFunctionCall(name, src, inner, p) => {
+                    calls.push(name.clone());
+                    if !p.is_none() {
+                        pos = *p;
+                    }
+                    // A function of an imported module: positions inside it are its file's.
+                    if !src.is_empty() {
+                        source = Some(src.clone());
+                    }
+                    err = inner;
+                }
+                EvalAltResult::ErrorInModule(src, inner, p) => {
+                    if !p.is_none() {
+                        pos = *p;
+                    }
+                    if !src.is_empty() {
+                        source = Some(src.clone());
+                    }
+                    err = inner;
+                }
+                _ => break,
             }
-            err = inner;
         }
         if !err.position().is_none() {
             pos = err.position();
@@ -74,7 +93,13 @@ impl ScriptError {
         if let Some(f) = calls.first().filter(|f| !message.contains(f.as_str())) {
             message = format!("in {f}(): {message}");
         }
-        Self::at(file, pos, message)
+        match source {
+            Some(src) if !err.position().is_none() => {
+                let module = if Path::new(&src).extension().is_some() { src } else { format!("{src}.rhai") };
+                Self::at(Path::new(&module), pos, format!("{message} (imported by {})", file.display()))
+            }
+            _ => Self::at(file, pos, message),
+        }
     }
 }
 
