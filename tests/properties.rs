@@ -258,3 +258,18 @@ fn an_f64_raw_matrix_gives_an_orthogonal_u_at_any_size() {
         assert!(err < 1e-12, "C = {c}: {err:e}");
     }
 }
+
+#[test]
+fn purity_under_u_equals_purity_of_rotated_maps() {
+    for &(b, c, h, w) in &SHAPES {
+        let z = random_features(b, c, h, w);
+        let channels = randint(c, &[b]);
+        let a = randn(&[c, c], seed()) * (0.3 / (c as f64).sqrt());
+        for kind in [MatrixKind::Orthogonal, MatrixKind::Invertible] {
+            let u = Disentangler::from_raw(kind, &a).unwrap().matrix().unwrap();
+            let slow = purity_argmax(&rotate(&z, &u).unwrap(), &channels).unwrap();
+            let fast = epic::prototypes::purity_argmax_under(&z, &u, &channels).unwrap();
+            assert!(max_abs_diff(&slow, &fast) < 1e-5, "{kind} {:?}: {}", (b, c, h, w), max_abs_diff(&slow, &fast));
+        }
+    }
+}

@@ -2,15 +2,14 @@
 //! Adam step on it.
 use super::{Adam, Disentangler, MatrixKind};
 use crate::error::{Error, Result};
-use crate::features::rotate;
-use crate::prototypes::purity_argmax;
+use crate::prototypes::purity_argmax_under;
 use tch::{Kind, Tensor};
 
 /// −mean purity of `features` [B,C,H,W] under U(`a_raw`), each image on its own
 /// `channels` [B] entry → scalar tensor, differentiable in `a_raw` [C,C].
 pub fn purity_loss(kind: MatrixKind, a_raw: &Tensor, features: &Tensor, channels: &Tensor) -> Result<Tensor> {
     let u = kind.matrix(a_raw)?;
-    let purity = purity_argmax(&rotate(features, &u)?, channels)?;
+    let purity = purity_argmax_under(features, &u, channels)?;
     Ok(purity.f_mean(Kind::Float)?.f_neg()?)
 }
 

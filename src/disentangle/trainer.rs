@@ -76,8 +76,8 @@ pub fn prototype_purities(
     let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m)?)?;
     let maps = maps_for(&images, net, loader, memo)?;
     let _guard = tch::no_grad_guard();
-    let rotated = crate::features::rotate(&maps, &u.f_to_device(maps.device())?)?;
-    Ok(crate::prototypes::purity_argmax(&rotated, &channels.f_to_device(maps.device())?)?)
+    let u = u.f_to_device(maps.device())?;
+    Ok(crate::prototypes::purity_argmax_under(&maps, &u, &channels.f_to_device(maps.device())?)?)
 }
 
 /// Mean argmax purity of the top-`m` prototypes of every channel under `d`'s U.
@@ -136,8 +136,8 @@ pub fn train(
         let channels = channels.f_to_device(maps.device())?;
         let selected = {
             let _guard = tch::no_grad_guard();
-            let rotated = crate::features::rotate(&maps, &u.f_to_device(maps.device())?)?;
-            crate::prototypes::purity_argmax(&rotated, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?
+            let u = u.f_to_device(maps.device())?;
+            crate::prototypes::purity_argmax_under(&maps, &u, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?
         };
         history.steps.push((m, selected));
         let n = images.size()[0] as usize;
