@@ -64,7 +64,13 @@ pub fn purity_curve(history: &History, title: &str, path: &Path) -> Result<()> {
 pub fn purity_histogram(before: &[f64], after: &[f64], title: &str, path: &Path) -> Result<()> {
     super::ensure_font();
     const BINS: usize = 40;
-    let bin = |v: f64| (((v + 1.0) / 2.0 * BINS as f64).floor() as usize).min(BINS - 1);
+    // The range of the data, widened to multiples of 0.05 (purity lies in [-1, 1]).
+    let finite = || before.iter().chain(after).copied().filter(|v| v.is_finite());
+    let lo = (finite().fold(f64::INFINITY, f64::min).max(-1.0) / 0.05).floor() * 0.05;
+    let hi = (finite().fold(f64::NEG_INFINITY, f64::max).min(1.0) / 0.05).ceil() * 0.05;
+    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (-1.0, 1.0) };
+    let w = (hi - lo) / BINS as f64;
+    let bin = |v: f64| (((v - lo) / w).floor().max(0.0) as usize).min(BINS - 1);
     let count = |xs: &[f64]| {
         let mut c = vec![0usize; BINS];
         xs.iter().filter(|v| v.is_finite()).for_each(|&v| c[bin(v)] += 1);
@@ -80,15 +86,14 @@ pub fn purity_histogram(before: &[f64], after: &[f64], title: &str, path: &Path)
             .margin(20)
             .x_label_area_size(45)
             .y_label_area_size(70)
-            .build_cartesian_2d(-1.0..1.0, 0.0..top)
+            .build_cartesian_2d(lo..hi, 0.0..top)
             .map_err(plot_err)?;
         chart.configure_mesh().x_desc("argmax purity of a prototype").y_desc("prototypes").draw().map_err(plot_err)?;
-        let w = 2.0 / BINS as f64;
         for (counts, color, label) in [(&cb, RED.mix(0.45), "before training"), (&ca, BLUE.mix(0.45), "after training")]
         {
             chart
                 .draw_series(counts.iter().enumerate().map(|(i, &n)| {
-                    let x0 = -1.0 + i as f64 * w;
+                    let x0 = lo + i as f64 * w;
                     Rectangle::new([(x0, 0.0), (x0 + w, n as f64)], color.filled())
                 }))
                 .map_err(plot_err)?

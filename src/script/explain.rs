@@ -183,7 +183,11 @@ pub mod api {
             )
             .map_err(err)?
         };
-        let title = format!("channel {channel}: top {m} prototypes ({})", d.0.borrow().kind());
+        let untrained =
+            d.0.borrow().a_raw().f_abs().and_then(|a| a.f_max()).and_then(|a| a.f_double_value(&[])).map_err(err)?
+                == 0.0;
+        let stage = if untrained { "before training (U = I)" } else { "after training" };
+        let title = format!("channel {channel}: top {m} prototypes, {stage}, {} U", d.0.borrow().kind());
         crate::render::prototype_grid(&title, &tiles).and_then(|c| c.save(Path::new(path))).map_err(err)
     }
 
