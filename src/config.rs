@@ -34,10 +34,31 @@ type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// Reads `path` and composes its `defaults`, then resolves `${…}` interpolations.
 pub fn load(path: &Path) -> Result<Value> {
+    load_with(path, |_| Ok(()))
+}
+
+/// Reads and composes `path`, lets `edit` apply overrides, then resolves `${…}`
+/// (after the overrides, as Hydra does, so `output_path=x` moves `${output_path}/…`).
+pub fn load_with(path: &Path, edit: impl FnOnce(&mut Value) -> Result<()>) -> Result<Value> {
     let mut v = compose(path, 0)?;
-    let root = v.clone();
-    interpolate(&mut v, &root, path)?;
-    Ok(v)
+    edit(&mut v)?;
+    // Chains (`a: ${b}`, `b: ${c}/x`) resolve in a few rounds; a cycle does not.
+    for _ in 0..16 {
+        let before = v.clone();
+        interpolate(&mut v, &before, path)?;
+        if v == before {
+            if let Some(left) =
+                key_paths(&v).into_iter().find(|k| get(&v, k).and_then(Value::as_str).is_some_and(|s| s.contains("${")))
+            {
+                return Err(ConfigError::Structure {
+                    path: path.into(),
+                    why: format!("{left}: ${{…}} interpolations form a cycle"),
+                });
+            }
+            return Ok(v);
+        }
+    }
+    Err(ConfigError::Structure { path: path.into(), why: "${…} interpolations form a cycle".into() })
 }
 
 fn read_yaml(path: &Path) -> Result<Value> {
@@ -130,6 +151,10 @@ fn interpolate(v: &mut Value, root: &Value, file: &Path) -> Result<()> {
                 })?;
                 let key = &rest[start + 2..start + end];
                 match get(root, key) {
+                    Some(Value::String(x)) if x.contains("${") => {
+                        // Resolved in a later round.
+                        out.push_str(&rest[start..start + end + 1]);
+                    }
                     Some(Value::String(x)) => out.push_str(x),
                     Some(Value::Number(n)) => out.push_str(&n.to_string()),
                     Some(Value::Bool(b)) => out.push_str(&b.to_string()),
@@ -168,7 +193,7 @@ pub fn key_paths(v: &Value) -> Vec<String> {
 }
 
 /// Edit distance between two key paths (for "did you mean").
-fn distance(a: &str, b: &str) -> usize {
+pub fn distance(a: &str, b: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for i in 1..=a.len() {
@@ -376,6 +401,13 @@ mod tests {
         assert_eq!(get(&c, "dataloader.batch_size").unwrap().as_i64(), Some(512));
         assert_eq!(get(&c, "dataloader.shuffle").unwrap().as_bool(), Some(true));
         assert_eq!(get(&c, "hydra.run.dir").unwrap().as_str(), Some("outputs/a/train"));
+        // Overrides apply before interpolation, and chains resolve.
+        std::fs::write(dir.path().join("chain.yaml"), "output_path: a\nrun: '${dir}/x'\ndir: '${output_path}/train'\n")
+            .unwrap();
+        let c = load_with(&dir.path().join("chain.yaml"), |c| apply_override(c, "output_path=b")).unwrap();
+        assert_eq!(get(&c, "run").unwrap().as_str(), Some("b/train/x"));
+        std::fs::write(dir.path().join("cycle.yaml"), "a: '${b}'\nb: '${a}'\n").unwrap();
+        assert!(load(&dir.path().join("cycle.yaml")).unwrap_err().to_string().contains("cycle"));
         std::fs::write(dir.path().join("bad.yaml"), "seed: [1,\n").unwrap();
         let e = load(&dir.path().join("bad.yaml")).unwrap_err().to_string();
         assert!(e.contains("bad.yaml") && e.contains("not valid YAML"), "{e}");

@@ -14,7 +14,8 @@
 //! - [`disentangle`]: U's parametrisations, Adam, the prototype-count schedules;
 //! - [`explain`]: the modified head and the channels that explain a prediction;
 //! - [`io`]: tensor files and atomic writes;
-//! - [`model`]: networks and their weights (so far: `.pth` checkpoints, read safely);
+//! - [`model`]: networks split into backbone and head, one file per architecture,
+//!   and their weights (`.pth` read without executing pickle, safetensors);
 //! - [`render`]: prototype grids, explanation figures, purity plots;
 //! - [`script`]: the Rhai engine that exposes all of it to experiment scripts.
 //!

@@ -83,6 +83,18 @@ fn a_second_run_reuses_the_cache_and_a_broken_one_resumes() {
     assert_eq!(r4.chunks_computed, 1);
     assert!(first.sums.equal(&fourth.sums));
 
+    // A chunk whose tensors have the wrong shapes is recomputed, not trusted.
+    let bad = epic::io::load_tensors(&middle).unwrap();
+    let bad: Vec<(String, Tensor)> = bad
+        .into_iter()
+        .map(|(k, v)| if k == "map_hw" { (k, Tensor::from_slice(&[2i64, 2, 2])) } else { (k, v) })
+        .collect();
+    let refs: Vec<(&str, &Tensor)> = bad.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    epic::io::save_tensors(&refs, &middle).unwrap();
+    let (fifth, r6) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
+    assert_eq!(r6.chunks_computed, 1);
+    assert!(first.sums.equal(&fifth.sums));
+
     // Another transform is another bank.
     let mut other = lite0();
     other.set_sizes(72, 64);

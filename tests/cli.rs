@@ -320,6 +320,9 @@ fn configs_compose_and_take_typed_overrides_from_the_command_line() {
             assert!(err.contains(n), "{arg}: {n:?} missing: {err}");
         }
     }
+    // A plain key one typo from a config key: passed to the script, with a warning.
+    let err = text(&epic(&["run", &s, "sed=1"], tmp.path())).1;
+    assert!(err.contains("warning: sed=1: not a config key (did you mean seed?)"), "{err}");
     std::fs::write(tmp.path().join("bad.yaml"), "model: {name: [resnet\n").unwrap();
     let s2 = write_script(tmp.path(), "bad.rhai", "let cfg = config(\"bad.yaml\");\n");
     let err = text(&epic(&["run", &s2], tmp.path())).1;

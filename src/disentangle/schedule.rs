@@ -5,7 +5,8 @@
 //! - `lin`: n_s = start − (start − end)·s/(steps − 1), rounded to nearest. The
 //!   paper describes a linear decrease from start to end; **the reference code**
 //!   uses slope (start − end)/steps and so stops one slope short, at 14 for
-//!   100 → 5 in 10 steps. Epic follows the paper: the last step uses `end`.
+//!   100 → 5 in 10 steps. Epic follows the paper: the last step uses `end`
+//!   (a one-step schedule uses `start`).
 //!   `lin_reference` reproduces the reference's numbers for comparisons.
 //! - `exp`: n_s = ⌊start·γ^s⌋, γ = (end/start)^(1/steps) (as the reference; ends
 //!   at 6 for 100 → 5 in 10 steps).

@@ -125,6 +125,10 @@ pub fn train(
     memo: &mut FeatureMemo,
     config: &TrainConfig,
 ) -> Result<History, BankError> {
+    // A lives where the network's maps live (a resumed U is loaded on the CPU).
+    if d.device() != net.device() {
+        *d = d.to_device(net.device())?;
+    }
     let mut adam = Adam::new(d.a_raw(), config.adam)?;
     let mut shuffler = Shuffler(config.seed);
     let mut history = History::default();

@@ -3,7 +3,6 @@
 //! from the **training** bank (the reference code looks training indices up in
 //! the validation set; here prototype indices always index the bank's data set).
 use super::channels::top_channels;
-use super::head::max_logit_change;
 use crate::data::{transform, Dataset};
 use crate::disentangle::Disentangler;
 use crate::features::{rotate, Bank, BankError, FeatureMemo};
@@ -33,6 +32,11 @@ pub struct Explanation {
     pub max_logit_change: f64,
 }
 
+/// Ẑ_c = U[c]·Z at every pixel of `maps` [n,C,h,w] → [n,h,w] (row c of U only).
+fn channel_maps(maps: &Tensor, u: &Tensor, c: i64) -> crate::Result<Tensor> {
+    Ok(Tensor::f_einsum("j,njhw->nhw", &[&u.f_get(c)?, maps], None::<i64>)?)
+}
+
 /// Argmax cell (row, col) of each map in `maps` [n,h,w].
 fn peak_cells(maps: &Tensor) -> crate::Result<Vec<(i64, i64)>> {
     let (n, w) = (maps.size()[0], maps.size()[2]);
@@ -57,11 +61,16 @@ pub fn explain(
     let z = net.features(&image.f_unsqueeze(0)?)?;
     let device = z.device();
     let u = d.matrix()?.f_to_device(device)?;
+    let u_inv = match d.kind() {
+        crate::disentangle::MatrixKind::Orthogonal => u.f_tr()?,
+        crate::disentangle::MatrixKind::Invertible => d.inverse()?.f_to_device(device)?,
+    };
     let rotated = rotate(&z, &u)?;
-    let weight = net.head_weight().f_matmul(&d.inverse()?.f_to_device(device)?)?;
+    let weight = net.head_weight().f_matmul(&u_inv)?;
     let classes = class.map(|c| Tensor::from_slice(&[c]));
     let top = top_channels(&rotated, &weight, net.head_bias(), k, classes.as_ref())?;
-    let change = max_logit_change(&z, net.head_weight(), net.head_bias(), &u)?;
+    // The check of the head that explains: |head′(UZ) − head(Z)|, with head′ = A·U⁻¹ as used above.
+    let change = top.logits.f_sub(&net.head_logits(&z)?)?.f_abs()?.f_max()?.f_double_value(&[])?;
     let class = top.classes.f_int64_value(&[0])?;
     let prob = top.logits.f_softmax(1, Kind::Double)?.f_double_value(&[0, class])?;
     let channels = Vec::<i64>::try_from(top.channels.f_reshape([-1])?)?;
@@ -76,8 +85,7 @@ pub fn explain(
     for &c in &channels {
         let row: Vec<usize> = Vec::<i64>::try_from(protos.f_get(c)?)?.into_iter().map(|i| i as usize).collect();
         let maps = memo.maps(net, train, &row)?;
-        let rot = rotate(&maps, &u)?.f_select(1, c)?;
-        prototype_cells.push(peak_cells(&rot)?);
+        prototype_cells.push(peak_cells(&channel_maps(&maps, &u, c)?)?);
         prototypes.push(row);
     }
     Ok(Explanation {
@@ -180,8 +188,7 @@ pub fn prototype_tiles(
         .map(|i| i as usize)
         .collect();
     let maps = memo.maps(net, loader, &row)?;
-    let rot = rotate(&maps, &u.f_to_device(maps.device())?)?.f_select(1, channel)?;
-    let cells = peak_cells(&rot)?;
+    let cells = peak_cells(&channel_maps(&maps, &u.f_to_device(maps.device())?, channel)?)?;
     let grid = (maps.size()[2], maps.size()[3]);
     let names = train.class_names();
     let mut tiles = Vec::new();

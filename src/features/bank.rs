@@ -142,7 +142,18 @@ impl Chunk {
             valid: t.get("valid")?.shallow_clone(),
             map_hw: t.get("map_hw")?.shallow_clone(),
         };
-        (c.sums.size() == [rows, channels] && c.labels.size() == [rows] && c.valid.size() == [rows]).then_some(c)
+        // Anything unexpected means the chunk is recomputed, never trusted.
+        let ok = c.sums.size() == [rows, channels]
+            && c.sums.kind() == Kind::Float
+            && c.labels.size() == [rows]
+            && c.labels.kind() == Kind::Int64
+            && c.predicted.size() == [rows]
+            && c.predicted.kind() == Kind::Int64
+            && c.valid.size() == [rows]
+            && c.valid.kind() == Kind::Bool
+            && c.map_hw.size() == [2]
+            && c.map_hw.kind() == Kind::Int64;
+        ok.then_some(c)
     }
 
     fn write(&self, path: &Path) -> crate::Result<()> {

@@ -386,7 +386,7 @@ impl Machine<'_> {
         };
         match items.as_slice() {
             [Value::Str(tag), Value::Global(Global::StorageType(kind)), key, _location, Value::Int(numel), ..]
-                if tag == "storage" =>
+                if tag == "storage" && *numel >= 0 =>
             {
                 let key = match key {
                     Value::Str(s) => s.clone(),
@@ -479,6 +479,13 @@ mod tests {
         for cut in 0..p.len() {
             assert!(read(&p[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_negative_storage_size_is_malformed() {
+        // BINPERSID of ('storage', torch.FloatStorage, '0', 'cpu', -5)
+        let p = b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ\xfb\xff\xff\xfftQ.";
+        assert!(matches!(read(p), Err(PickleError::Malformed { .. })), "{:?}", read(p));
     }
 
     #[test]

@@ -71,8 +71,9 @@ fn storage_refs(v: &Value, out: &mut HashMap<String, StorageRef>) {
 }
 
 fn storage_tensor(path: &Path, s: &StorageRef, bytes: &[u8]) -> Result<Tensor> {
-    let want = s.numel as usize * s.kind.elt_size_in_bytes();
-    if bytes.len() != want {
+    let want = (s.numel as usize).checked_mul(s.kind.elt_size_in_bytes());
+    if want != Some(bytes.len()) {
+        let want = want.map_or_else(|| "more than addressable".to_string(), |w| w.to_string());
         return Err(format_err(
             path,
             format!(
@@ -170,9 +171,13 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
                 format!("storage {key}: {numel} elements on disk, {} in the pickle", s.numel),
             ));
         }
-        let n = numel as usize * s.kind.elt_size_in_bytes();
-        let bytes =
-            data.get(pos..pos + n).ok_or_else(|| format_err(path, format!("truncated inside storage {key}")))?;
+        let n = (numel as usize)
+            .checked_mul(s.kind.elt_size_in_bytes())
+            .ok_or_else(|| format_err(path, format!("storage {key}: {numel} elements is not a size")))?;
+        let bytes = pos
+            .checked_add(n)
+            .and_then(|end| data.get(pos..end))
+            .ok_or_else(|| format_err(path, format!("truncated inside storage {key}")))?;
         pos += n;
         storages.insert(key, storage_tensor(path, s, bytes)?);
     }
@@ -189,7 +194,14 @@ impl Checkpoint {
         if r.size.len() != r.stride.len() || r.offset < 0 || r.size.iter().chain(&r.stride).any(|&x| x < 0) {
             return Err(format_err(&self.path, format!("invalid tensor view {r:?}")));
         }
-        let last = r.offset + r.size.iter().zip(&r.stride).map(|(s, st)| (s - 1).max(0) * st).sum::<i64>();
+        let last = r
+            .size
+            .iter()
+            .zip(&r.stride)
+            .try_fold(r.offset, |acc, (s, st)| acc.checked_add((s - 1).max(0).checked_mul(*st)?));
+        let Some(last) = last else {
+            return Err(format_err(&self.path, format!("tensor view {r:?} overflows")));
+        };
         if r.size.iter().all(|&s| s > 0) && last >= r.storage.numel {
             return Err(format_err(
                 &self.path,

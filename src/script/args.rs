@@ -1,8 +1,8 @@
 //! `key=value` command-line arguments, as the map a script sees as `args`.
 //!
 //! Dotted keys nest (`model.name=resnet50` → `args.model.name`). Values are typed
-//! as YAML would: integers, floats, `true`/`false`, `null`; anything else is a string
-//! (quote it to keep digits as text: `tag='"42"'`).
+//! by the YAML parser that types config overrides: integers, floats, `true`/`false`,
+//! `null`; anything else is a string (quote it to keep digits as text: `tag="'42'"`).
 use rhai::{Dynamic, Map};
 
 /// Parses `key=value` arguments into a nested map.
@@ -43,29 +43,10 @@ fn insert(map: &mut Map, path: &[&str], value: Dynamic, key: &str) -> Result<(),
     insert(&mut sub, rest, value, key)
 }
 
-/// Types a value as YAML would: int, float, bool, null (unit), else string.
+/// Types a value as YAML does (the same parser as config overrides): int,
+/// float, bool, null (unit), else string.
 pub fn parse_value(s: &str) -> Dynamic {
-    let t = s.trim();
-    if let Ok(i) = t.parse::<i64>() {
-        return Dynamic::from_int(i);
-    }
-    if let Ok(f) = t.parse::<f64>() {
-        if t.chars().any(|c| c.is_ascii_digit()) {
-            return Dynamic::from_float(f);
-        }
-    }
-    match t {
-        "true" => return Dynamic::TRUE,
-        "false" => return Dynamic::FALSE,
-        "null" | "~" => return Dynamic::UNIT,
-        _ => {}
-    }
-    let unquoted = t
-        .strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .or_else(|| t.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-        .unwrap_or(t);
-    Dynamic::from(unquoted.to_string())
+    super::config::to_dynamic(&crate::config::parse_value(s.trim()))
 }
 
 #[cfg(test)]

@@ -47,16 +47,27 @@ pub fn to_yaml(d: &Dynamic) -> Value {
 /// segment the config has (or that start with `+`); other `key=value` arguments
 /// are the script's own (`args`).
 pub fn load_with_overrides(path: &str, overrides: &[String]) -> Result<Value, ConfigError> {
-    let mut c = cfg::load(std::path::Path::new(path))?;
-    for o in overrides {
-        let key = o.split('=').next().unwrap_or("");
-        let first = key.trim_start_matches('+').split('.').next().unwrap_or("");
-        let known = cfg::get(&c, first).is_some();
-        if known || key.starts_with('+') || key.contains('.') {
-            cfg::apply_override(&mut c, o)?;
+    cfg::load_with(std::path::Path::new(path), |c| {
+        for o in overrides {
+            let key = o.split('=').next().unwrap_or("");
+            let first = key.trim_start_matches('+').split('.').next().unwrap_or("");
+            if cfg::get(c, first).is_some() || key.starts_with('+') || key.contains('.') {
+                cfg::apply_override(c, o)?;
+            } else {
+                // A plain key the config lacks is the script's own (`args`); warn on a near miss.
+                let near: Vec<String> =
+                    cfg::key_paths(c).into_iter().filter(|k| !k.contains('.') && cfg::distance(k, key) <= 2).collect();
+                if !near.is_empty() {
+                    eprintln!(
+                        "warning: {key}={}: not a config key (did you mean {}?); passed to the script as args.{key}",
+                        o.split_once('=').map_or("", |x| x.1),
+                        near.join(" or ")
+                    );
+                }
+            }
         }
-    }
-    Ok(c)
+        Ok(())
+    })
 }
 
 #[export_module]

@@ -89,7 +89,7 @@ pub mod api {
             crate::explain::explain(&bank.model.0, &d.0.borrow(), &bank.bank, &loader, &mut memo, &image.0, k, m, class)
                 .map_err(err)?
         };
-        let input = crate::explain::explanation::to_display(&image.0, &bank.dataset.preprocess).map_err(err)?;
+        let input = crate::explain::explanation::to_display(&image.0, &bank.model.0.preprocess()).map_err(err)?;
         Ok(ExplanationHandle { explanation: Rc::new(e), input: Rc::new(input), bank, gray: gray_of(&opts) })
     }
 
@@ -147,7 +147,7 @@ pub mod api {
         let names = class_names(&e.bank);
         let fig = e
             .explanation
-            .figure(&e.input, &names, e.bank.dataset.dataset.as_ref(), &e.bank.dataset.preprocess, e.gray)
+            .figure(&e.input, &names, e.bank.dataset.dataset.as_ref(), &e.bank.model.0.preprocess(), e.gray)
             .map_err(err)?;
         fig.save(Path::new(path)).map_err(err)
     }

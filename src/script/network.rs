@@ -37,7 +37,8 @@ pub struct BankHandle {
 impl BankHandle {
     /// A loader of the bank's data set for its model, in batches of `batch_size`.
     pub fn loader(&self, batch_size: usize) -> crate::data::Loader {
-        crate::data::Loader::new(self.dataset.dataset.clone(), self.dataset.preprocess, batch_size)
+        // The model's transform: the one the bank's sums were computed with.
+        crate::data::Loader::new(self.dataset.dataset.clone(), self.model.0.preprocess(), batch_size)
     }
 }
 

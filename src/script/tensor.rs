@@ -86,8 +86,13 @@ pub fn from_dynamic(value: &Dynamic) -> crate::Result<tch::Tensor> {
         shape: &mut Vec<i64>,
         leaves: &mut Vec<f64>,
         all_int: &mut bool,
+        leaf_depth: &mut Option<usize>,
     ) -> Result<(), String> {
+        let mixed = || "ragged nested arrays: numbers and arrays mixed at one level".to_string();
         if v.is_array() {
+            if leaf_depth.is_some_and(|d| depth >= d) {
+                return Err(mixed());
+            }
             let arr = v.read_lock::<Array>().ok_or("unreadable array")?;
             if shape.len() == depth {
                 shape.push(arr.len() as i64);
@@ -95,13 +100,14 @@ pub fn from_dynamic(value: &Dynamic) -> crate::Result<tch::Tensor> {
                 return Err("ragged nested arrays: every row must have the same length".into());
             }
             for x in arr.iter() {
-                walk(x, depth + 1, shape, leaves, all_int)?;
+                walk(x, depth + 1, shape, leaves, all_int, leaf_depth)?;
             }
             return Ok(());
         }
-        if depth != shape.len() {
-            return Err("ragged nested arrays: numbers and arrays mixed at one level".into());
+        if depth != shape.len() || leaf_depth.is_some_and(|d| d != depth) {
+            return Err(mixed());
         }
+        *leaf_depth = Some(depth);
         if let Ok(i) = v.as_int() {
             leaves.push(i as f64);
         } else if let Ok(f) = v.as_float() {
@@ -113,7 +119,8 @@ pub fn from_dynamic(value: &Dynamic) -> crate::Result<tch::Tensor> {
         Ok(())
     }
     let (mut shape, mut leaves, mut all_int) = (Vec::new(), Vec::new(), true);
-    walk(value, 0, &mut shape, &mut leaves, &mut all_int).map_err(|why| Error::invalid("tensor(array)", why))?;
+    walk(value, 0, &mut shape, &mut leaves, &mut all_int, &mut None)
+        .map_err(|why| Error::invalid("tensor(array)", why))?;
     let t = tch::Tensor::f_from_slice(&leaves)?.f_reshape(shape)?;
     Ok(t.f_to_kind(if all_int { Kind::Int64 } else { Kind::Float })?)
 }
@@ -427,5 +434,25 @@ pub mod api {
     #[rhai_fn(pure, name = "to_string", name = "to_debug")]
     pub fn describe(t: &mut Tensor) -> String {
         t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ragged_arrays_are_refused_in_any_order() {
+        let arr = |v: Vec<Dynamic>| Dynamic::from_array(v);
+        let (one, two) = (Dynamic::from_int(1), Dynamic::from_int(2));
+        for bad in [
+            arr(vec![one.clone(), arr(vec![two.clone()])]),
+            arr(vec![arr(vec![one.clone()]), two.clone()]),
+            arr(vec![arr(vec![one.clone()]), arr(vec![one.clone(), two.clone()])]),
+        ] {
+            assert!(from_dynamic(&bad).unwrap_err().to_string().contains("ragged"), "{bad:?}");
+        }
+        let good = from_dynamic(&arr(vec![arr(vec![one.clone(), two.clone()]), arr(vec![two, one])])).unwrap();
+        assert_eq!((good.size(), good.kind()), (vec![2, 2], Kind::Int64));
     }
 }
