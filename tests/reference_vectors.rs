@@ -28,8 +28,21 @@ fn matrices_rotation_and_activation() {
     assert_close("activation_rotated (sums)", &via_sums, &v["activation_rotated"]);
 }
 
+/// The reference's f32 exponential (the free function follows A's dtype).
 fn orthogonal_matrix_of(a: &Tensor) -> Tensor {
-    Disentangler::from_raw(MatrixKind::Orthogonal, a).unwrap().matrix().unwrap()
+    epic::disentangle::orthogonal_matrix(a).unwrap()
+}
+
+#[test]
+fn the_disentanglers_f64_u_agrees_and_is_orthogonal() {
+    let v = reference_vectors();
+    for (kind, name) in [(MatrixKind::Orthogonal, "orthogonal"), (MatrixKind::Invertible, "invertible")] {
+        let d = Disentangler::from_raw(kind, &v["a_raw"]).unwrap();
+        let u = d.matrix().unwrap();
+        assert_close(&format!("{name} (Disentangler, f64)"), &u, &v[name]);
+        let eye = Tensor::eye(16, (Kind::Float, Device::Cpu));
+        assert!(max_abs_diff(&d.inverse().unwrap().matmul(&u), &eye) < 1e-6, "{name}: U⁻¹U");
+    }
 }
 
 #[test]
