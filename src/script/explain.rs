@@ -83,7 +83,7 @@ pub mod api {
             Some(c) if !c.is_unit() => Some(c.as_int().map_err(|t| format!("class: expected an int, got a {t}"))?),
             _ => None,
         };
-        let loader = bank.loader(64);
+        let loader = bank.loader();
         let e = {
             let mut memo = bank.memo.borrow_mut();
             crate::explain::explain(&bank.model.0, &d.0.borrow(), &bank.bank, &loader, &mut memo, &image.0, k, m, class)
@@ -167,7 +167,7 @@ pub mod api {
         path: &str,
         opts: Map,
     ) -> Result<(), Box<EvalAltResult>> {
-        let loader = bank.loader(64);
+        let loader = bank.loader();
         let tiles = {
             let mut memo = bank.memo.borrow_mut();
             crate::explain::explanation::prototype_tiles(
@@ -194,7 +194,7 @@ pub mod api {
     /// Argmax purity of every channel's top-m prototypes under U: [C·m], channel-major.
     #[rhai_fn(return_raw)]
     pub fn prototype_purities(bank: BankHandle, d: DisentanglerHandle, m: INT) -> Result<Tensor, Box<EvalAltResult>> {
-        let loader = bank.loader(64);
+        let loader = bank.loader();
         let mut memo = bank.memo.borrow_mut();
         crate::disentangle::prototype_purities(&d.0.borrow(), &bank.bank, m, &bank.model.0, &loader, &mut memo)
             .map(ScriptTensor)

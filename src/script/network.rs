@@ -32,11 +32,14 @@ pub struct BankHandle {
     pub model: ModelHandle,
     pub dataset: DatasetHandle,
     pub memo: Rc<std::cell::RefCell<crate::features::FeatureMemo>>,
+    /// The `batch_size` the bank was extracted with: also the batch of memo maps.
+    pub batch_size: usize,
 }
 
 impl BankHandle {
-    /// A loader of the bank's data set for its model, in batches of `batch_size`.
-    pub fn loader(&self, batch_size: usize) -> crate::data::Loader {
+    /// A loader of the bank's data set for its model, in the extraction's batches.
+    pub fn loader(&self) -> crate::data::Loader {
+        let batch_size = self.batch_size;
         // The model's transform: the one the bank's sums were computed with.
         crate::data::Loader::new(self.dataset.dataset.clone(), self.model.0.preprocess(), batch_size)
     }
@@ -285,6 +288,7 @@ pub mod api {
             model,
             dataset,
             memo: Rc::new(std::cell::RefCell::new(memo)),
+            batch_size: options.batch_size,
         })
     }
 
@@ -317,6 +321,7 @@ pub mod api {
             model: ModelHandle(Rc::new(net)),
             dataset: b.dataset,
             memo,
+            batch_size: b.batch_size,
         })
     }
 

@@ -208,7 +208,7 @@ pub mod api {
         d: Disentangler,
         m: INT,
     ) -> Result<FLOAT, Box<EvalAltResult>> {
-        let loader = bank.loader(64);
+        let loader = bank.loader();
         let mut memo = bank.memo.borrow_mut();
         crate::disentangle::prototype_purity(&d.0.borrow(), &bank.bank, m, &bank.model.0, &loader, &mut memo)
             .map_err(|e| e.to_string().into())
@@ -228,7 +228,7 @@ pub mod api {
         cfg: rhai::Map,
     ) -> Result<rhai::Map, Box<EvalAltResult>> {
         let config = super::train_config(&cfg)?;
-        let loader = bank.loader(64);
+        let loader = bank.loader();
         let mut memo = bank.memo.borrow_mut();
         let h =
             crate::disentangle::train(&mut d.0.borrow_mut(), &bank.bank, &bank.model.0, &loader, &mut memo, &config)
