@@ -12,20 +12,7 @@ use tch::{Kind, Tensor};
 /// Differentiable in `features` (the argmax location itself is not), so it serves as
 /// the training objective. Ties in the argmax go to the first pixel in row-major order.
 pub fn purity_argmax(features: &Tensor, channels: &Tensor) -> Result<Tensor> {
-    check::dims(features, "features", 4, "[B,C,H,W]")?;
-    check::float(features, "features")?;
-    let channels = check::indices(channels, "channels")?;
-    let s = features.size();
-    let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
-    if channels.size() != [b] {
-        return Err(Error::Shape {
-            what: "channels".into(),
-            expected: format!("[{b}] (one channel per image)"),
-            got: channels.size(),
-        });
-    }
-    check::same_device(features, &channels, "purity_argmax(features, channels)")?;
-    check::in_range(&channels, "channels", c)?;
+    let (channels, [b, c, h, w]) = checked_args(features, channels, "purity_argmax")?;
 
     let flat = features.f_reshape([b, c, h * w])?;
     let pick = channels.f_view([b, 1, 1])?.f_expand([b, 1, h * w], false)?;
@@ -36,6 +23,26 @@ pub fn purity_argmax(features: &Tensor, channels: &Tensor) -> Result<Tensor> {
     let norm = vectors.f_norm_scalaropt_dim(2.0, [-1i64].as_slice(), false)?.f_clamp_min(1e-8)?;
     let own_value = vectors.f_gather(1, &channels.f_view([b, 1])?, false)?.f_squeeze_dim(1)?;
     Ok(own_value.f_div(&norm)?)
+}
+
+/// Checks `features` [B,C,H,W] float and `channels` [B] int in 0..C on the same
+/// device; returns the channels as int64 and [B,C,H,W].
+fn checked_args(features: &Tensor, channels: &Tensor, what: &str) -> Result<(Tensor, [i64; 4])> {
+    check::dims(features, "features", 4, "[B,C,H,W]")?;
+    check::float(features, "features")?;
+    let channels = check::indices(channels, "channels")?;
+    let s = features.size();
+    let (b, c) = (s[0], s[1]);
+    if channels.size() != [b] {
+        return Err(Error::Shape {
+            what: "channels".into(),
+            expected: format!("[{b}] (one channel per image)"),
+            got: channels.size(),
+        });
+    }
+    check::same_device(features, &channels, &format!("{what}(features, channels)"))?;
+    check::in_range(&channels, "channels", c)?;
+    Ok((channels, [s[0], s[1], s[2], s[3]]))
 }
 
 /// Mean argmax purity of prototypes: `features` [N,C,H,W] float, `prototypes` [C,m]
@@ -70,24 +77,11 @@ pub fn mean_purity(features: &Tensor, prototypes: &Tensor) -> Result<f64> {
 /// vector at that one pixel (C²). For C = 1280 and 7×7 maps that is 47× less
 /// work, and it is what makes training on a CPU practical. Differentiable in `u`.
 pub fn purity_argmax_under(features: &Tensor, u: &Tensor, channels: &Tensor) -> Result<Tensor> {
-    check::dims(features, "features", 4, "[B,C,H,W]")?;
-    check::float(features, "features")?;
-    let channels = check::indices(channels, "channels")?;
-    let s = features.size();
-    let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
-    if crate::check::square(u, "u")? != c {
+    let (channels, [b, c, h, w]) = checked_args(features, channels, "purity_argmax_under")?;
+    if check::square(u, "u")? != c {
         return Err(Error::Shape { what: "u".into(), expected: format!("[{c},{c}] to match features"), got: u.size() });
     }
-    if channels.size() != [b] {
-        return Err(Error::Shape {
-            what: "channels".into(),
-            expected: format!("[{b}] (one channel per image)"),
-            got: channels.size(),
-        });
-    }
-    check::same_device(features, &channels, "purity_argmax_under(features, channels)")?;
     check::same_device(features, u, "purity_argmax_under(features, u)")?;
-    check::in_range(&channels, "channels", c)?;
 
     let flat = features.f_reshape([b, c, h * w])?;
     let rows = u.f_index_select(0, &channels)?; // [B,C]: row k of U per image
