@@ -47,7 +47,7 @@ pub fn top_prototypes(activation: &Tensor, m: i64) -> Result<Tensor> {
     let rows = Vec::<i64>::try_from(boundary.f_nonzero()?.f_reshape([-1])?)?;
     for c in rows {
         let (_, order) = act.f_get(c)?.f_sort_stable(true, 0, true)?;
-        let _ = top.f_get(c)?.f_copy_(&order.f_narrow(0, 0, m)?)?;
+        top.f_get(c)?.f_copy_(&order.f_narrow(0, 0, m)?)?;
     }
     Ok(top)
 }
