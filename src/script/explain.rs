@@ -18,14 +18,6 @@ pub struct ExplanationHandle {
     pub gray: bool,
 }
 
-fn opt_int(opts: &Map, keys: &[&str], default: INT) -> Result<INT, Box<EvalAltResult>> {
-    match keys.iter().find_map(|k| opts.get(*k)) {
-        None => Ok(default),
-        Some(v) if v.is_unit() => Ok(default),
-        Some(v) => v.as_int().map_err(|t| format!("{}: expected an int, got a {t}", keys[0]).into()),
-    }
-}
-
 fn gray_of(opts: &Map) -> bool {
     opts.get("img_fn").map(|v| v.to_string() == "gray").unwrap_or(false)
 }
@@ -77,8 +69,8 @@ pub mod api {
         image: Tensor,
         opts: Map,
     ) -> Result<Explanation, Box<EvalAltResult>> {
-        let k = opt_int(&opts, &["num_prototypical_channels", "k"], 4)?;
-        let m = opt_int(&opts, &["num_prototypes", "m"], 4)?;
+        let k = crate::script::map_int(&opts, &["num_prototypical_channels", "k"], 4)?;
+        let m = crate::script::map_int(&opts, &["num_prototypes", "m"], 4)?;
         let class = match opts.get("class") {
             Some(c) if !c.is_unit() => Some(c.as_int().map_err(|t| format!("class: expected an int, got a {t}"))?),
             _ => None,

@@ -123,6 +123,16 @@ fn module_resolver(script: &Path, options: &HostOptions) -> rhai::module_resolve
     all
 }
 
+/// The int under the first of `keys` present in `map` (`()` counts as absent),
+/// or `default`; a value of another type is an error naming `keys[0]`.
+pub(crate) fn map_int(map: &rhai::Map, keys: &[&str], default: rhai::INT) -> Result<rhai::INT, Box<EvalAltResult>> {
+    match keys.iter().find_map(|k| map.get(*k)) {
+        None => Ok(default),
+        Some(v) if v.is_unit() => Ok(default),
+        Some(v) => v.as_int().map_err(|t| format!("{}: expected an int, got a {t}", keys[0]).into()),
+    }
+}
+
 /// A library error as a Rhai runtime error (the engine adds the position).
 pub(crate) fn rt<T>(r: crate::Result<T>) -> Result<T, Box<EvalAltResult>> {
     r.map_err(|e| e.to_string().into())

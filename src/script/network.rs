@@ -73,14 +73,6 @@ fn get<'a>(map: &'a Map, keys: &[&str]) -> Option<&'a Dynamic> {
     keys.iter().find_map(|k| map.get(*k)).filter(|v| !v.is_unit())
 }
 
-fn int_of(map: &Map, key: &str, default: i64) -> Result<i64, Box<EvalAltResult>> {
-    match map.get(key) {
-        None => Ok(default),
-        Some(v) if v.is_unit() => Ok(default),
-        Some(v) => v.as_int().map_err(|t| format!("{key}: expected an int, got a {t}").into()),
-    }
-}
-
 /// Loads a network: `spec` has `name`, optional `weights` (or the reference's
 /// `custom_weights_path`), `num_classes` (default 1000), `device`, `resize`, `crop`.
 pub fn load_network(spec: &Map, default_device: tch::Device) -> Result<Network, Box<EvalAltResult>> {
@@ -88,7 +80,7 @@ pub fn load_network(spec: &Map, default_device: tch::Device) -> Result<Network, 
         get(spec, &["name"]).ok_or("load_model: the map needs a `name`, e.g. #{ name: \"efficientnet_lite0\" }")?;
     let name = name.clone().into_string().map_err(|t| format!("load_model: name must be a string, got a {t}"))?;
     let mut s = crate::model::ModelSpec::new(&name, default_device);
-    s.num_classes = int_of(spec, "num_classes", 1000)?;
+    s.num_classes = crate::script::map_int(spec, &["num_classes"], 1000)?;
     if let Some(d) = get(spec, &["device"]) {
         s.device = rt(crate::device::parse_device(&d.to_string()))?;
     }
@@ -99,8 +91,8 @@ pub fn load_network(spec: &Map, default_device: tch::Device) -> Result<Network, 
     if let Some(b) = get(spec, &["backbone"]) {
         s.backbone = Some(PathBuf::from(b.to_string()));
     }
-    let crop = int_of(spec, "crop", 0)?;
-    let resize = int_of(spec, "resize", 0)?;
+    let crop = crate::script::map_int(spec, &["crop"], 0)?;
+    let resize = crate::script::map_int(spec, &["resize"], 0)?;
     if crop > 0 || resize > 0 {
         s.sizes = Some((if resize > 0 { resize } else { crop }, if crop > 0 { crop } else { resize }));
     }
@@ -274,8 +266,8 @@ pub mod api {
     pub fn extract(model: Model, dataset: Dataset, opts: Map) -> Result<Bank, Box<EvalAltResult>> {
         let defaults = ExtractOptions::default();
         let options = ExtractOptions {
-            batch_size: int_of(&opts, "batch_size", defaults.batch_size as i64)?.max(1) as usize,
-            chunk: int_of(&opts, "chunk", defaults.chunk as i64)?.max(1) as usize,
+            batch_size: crate::script::map_int(&opts, &["batch_size"], defaults.batch_size as i64)?.max(1) as usize,
+            chunk: crate::script::map_int(&opts, &["chunk"], defaults.chunk as i64)?.max(1) as usize,
             cache: get(&opts, &["cache"]).map(|c| PathBuf::from(c.to_string())),
             quiet: get(&opts, &["quiet"]).and_then(|q| q.as_bool().ok()).unwrap_or(false),
         };
