@@ -41,8 +41,8 @@ pub fn predict(net: &Network, images: &Tensor, k: i64, names: &[String]) -> crat
 /// Top-`k` predictions for an image file, through the network's transform.
 pub fn predict_file(net: &Network, path: &Path, k: i64) -> crate::Result<Vec<Prediction>> {
     let img = crate::data::image::load_rgb(path).map_err(|e| crate::Error::invalid("predict", e.to_string()))?;
-    let x =
-        transform::preprocess(&img, &net.preprocess()).map_err(|e| crate::Error::invalid("predict", e.to_string()))?;
+    let x = transform::preprocess(&img, &net.preprocess())
+        .map_err(|e| crate::Error::invalid("predict", format!("{}: {e}", path.display())))?;
     let names = classes::names_for(net.num_classes());
     Ok(predict(net, &x.f_unsqueeze(0)?, k, &names)?.remove(0))
 }

@@ -22,11 +22,22 @@ pub enum Error {
     /// An image file could not be read or decoded.
     #[error("{path}: cannot decode the image ({why}); remove or replace the file")]
     Decode { path: PathBuf, why: String },
+    /// An image larger than [`image::MAX_SIDE`], [`image::MAX_PIXELS`] or
+    /// [`image::MAX_DECODED_BYTES`], refused before decoding.
+    #[error(
+        "{path}: the image is {width} × {height} pixels, beyond the limits of {} pixels a side and {} megapixels (a decompression bomb?); downscale it or remove it",
+        image::MAX_SIDE,
+        image::MAX_PIXELS / 1_000_000
+    )]
+    TooLarge { path: PathBuf, width: u32, height: u32 },
+    /// An image the eval transform cannot take.
+    #[error("{why}; crop the image or remove it")]
+    Transform { why: String },
     /// A data set folder does not have the expected layout.
     #[error("{path}: {why}")]
     Layout { path: PathBuf, why: String },
     /// Reading a file or folder failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}; check the path")]
     Io {
         path: PathBuf,
         #[source]

@@ -13,6 +13,10 @@ use crate::model::Preprocess;
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
+/// Most pixels a resized image may have (about 716 MB as f32 RGB): a third of
+/// [`super::image::MAX_PIXELS`].
+pub const MAX_RESIZED_PIXELS: u64 = super::image::MAX_PIXELS / 3;
+
 /// The resized size (h, w) whose shorter side is `target`, as torchvision computes it.
 pub fn resized_size(h: i64, w: i64, target: i64) -> (i64, i64) {
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
@@ -33,9 +37,25 @@ pub fn to_tensor(img: &RgbImage) -> Result<Tensor> {
 
 /// Resize (shorter side → `size`, bilinear, antialiased, rounded to 8 bits):
 /// [1,3,H,W] 0–255 → [1,3,h,w] 0–255.
+///
+/// An image so elongated that the result would exceed [`MAX_RESIZED_PIXELS`]
+/// (a 1 × 20 000 strip becomes 256 × 5 120 000) is an error, not a 16 GB tensor.
 pub fn resize(x: &Tensor, size: i64) -> Result<Tensor> {
     let (h, w) = (x.size()[2], x.size()[3]);
+    if size < 1 || h < 1 || w < 1 {
+        return Err(super::Error::Transform {
+            why: format!("cannot resize a {w} × {h} image to a shorter side of {size}"),
+        });
+    }
     let (nh, nw) = resized_size(h, w, size);
+    if nh as u64 * nw as u64 > MAX_RESIZED_PIXELS {
+        return Err(super::Error::Transform {
+            why: format!(
+                "the image is {w} × {h} pixels: resizing its shorter side to {size} makes {nw} × {nh}, more than {} megapixels",
+                MAX_RESIZED_PIXELS / 1_000_000
+            ),
+        });
+    }
     if (nh, nw) == (h, w) {
         return Ok(x.shallow_clone());
     }
