@@ -43,11 +43,15 @@ pub use error::{Error, Result};
 /// The names most programs need: `use epic::prelude::*;`.
 pub mod prelude {
     pub use crate::device::parse_device;
-    pub use crate::disentangle::{purity_step, Adam, AdamConfig, Disentangler, MatrixKind, Schedule, ScheduleKind};
+    pub use crate::disentangle::{
+        purity_step, purity_step_with, Adam, AdamConfig, Disentangler, Gradient, MatrixKind, Schedule, ScheduleKind,
+    };
     pub use crate::error::{Error, Result};
     pub use crate::explain::{logits, max_logit_change, modified_head, top_channels, TopChannels};
     pub use crate::features::{channel_activation, rotate, rotate_sums};
     pub use crate::io::{load_tensors, save_tensors};
-    pub use crate::prototypes::{mean_purity, purity_argmax, top_prototypes};
+    pub use crate::prototypes::{
+        mean_purity, purity_argmax, purity_argmax_orthogonal, purity_argmax_under, top_prototypes,
+    };
     pub use tch::{Device, Kind, Tensor};
 }

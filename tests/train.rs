@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use epic::data::{Dataset, FashionMnist, Loader};
 use epic::disentangle::{
-    prototype_purity, train, AdamConfig, Disentangler, MatrixKind, Schedule, ScheduleKind, TrainConfig,
+    prototype_purity, train, AdamConfig, Gradient, Disentangler, MatrixKind, Schedule, ScheduleKind, TrainConfig,
 };
 use epic::features::{extract, ExtractOptions, FeatureMemo};
 use epic::model::Network;
@@ -41,6 +41,7 @@ fn config(seed: u64) -> TrainConfig {
         batch_size: 1024,
         adam: AdamConfig::new(1e-3, 1e-5).unwrap(),
         seed,
+        gradient: Gradient::default(),
         quiet: true,
     }
 }

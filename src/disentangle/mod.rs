@@ -3,6 +3,7 @@
 //! how many prototypes per channel each step trains on ([`schedule`]), and the
 //! training loop over a feature bank ([`trainer`]).
 pub mod adam;
+pub mod gradient;
 pub mod matrix;
 pub mod objective;
 pub mod schedule;
@@ -11,6 +12,6 @@ pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
-pub use objective::{purity_loss, purity_step};
+pub use objective::{purity_loss, purity_step, purity_step_with, Gradient};
 pub use schedule::{Schedule, ScheduleKind};
 pub use trainer::{prototype_purities, prototype_purity, train, History, TrainConfig};

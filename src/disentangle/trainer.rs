@@ -10,7 +10,7 @@
 //! The prototypes' full feature maps come from a [`FeatureMemo`]: computed once,
 //! and never again while they stay prototypes and fit the memo's bound.
 //! Shuffling uses the configured seed, so a run is reproducible.
-use super::{purity_step, Adam, AdamConfig, Disentangler, Schedule};
+use super::{purity_step_with, Adam, AdamConfig, Disentangler, Gradient, Schedule};
 use crate::data::Loader;
 use crate::features::{Bank, BankError, FeatureMemo};
 use crate::model::Network;
@@ -28,6 +28,8 @@ pub struct TrainConfig {
     pub adam: AdamConfig,
     /// Seeds the shuffling of pairs.
     pub seed: u64,
+    /// How each Adam step gets its gradient (`training.gradient`).
+    pub gradient: Gradient,
     pub quiet: bool,
 }
 
@@ -156,8 +158,13 @@ pub fn train(
             let mut total = 0.0;
             for b in 0..batches {
                 let idx = order.f_narrow(0, (b * batch) as i64, (batch.min(n - b * batch)) as i64)?;
-                let loss =
-                    purity_step(d, &mut adam, &maps.f_index_select(0, &idx)?, &channels.f_index_select(0, &idx)?)?;
+                let loss = purity_step_with(
+                    config.gradient,
+                    d,
+                    &mut adam,
+                    &maps.f_index_select(0, &idx)?,
+                    &channels.f_index_select(0, &idx)?,
+                )?;
                 total += -loss;
                 progress.inc(1);
             }

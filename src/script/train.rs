@@ -321,6 +321,10 @@ pub fn train_config(cfg: &rhai::Map) -> Result<crate::disentangle::TrainConfig, 
         batch_size: int(&training, "training", "batch_size", 512)?.max(1) as usize,
         adam,
         seed: seed as u64,
+        gradient: match training.get("gradient") {
+            Some(g) => rt(g.to_string().parse())?,
+            None => crate::disentangle::Gradient::default(),
+        },
         quiet: cfg.get("quiet").and_then(|q| q.as_bool().ok()).unwrap_or(false),
     })
 }

@@ -1,0 +1,120 @@
+//! The gradient of a loss through U = exp(·), without differentiating
+//! `matrix_exp` by autograd.
+//!
+//! libtorch back-propagates through `matrix_exp` by exponentiating the 2C×2C
+//! block matrix [[Mᵀ, G], [0, Mᵀ]]: 8× the work of each C×C product, at the
+//! degree and number of squarings that ‖G‖ + ‖M‖ asks for. On a CPU at C = 1280
+//! that is 3–5 s per Adam step, nearly all of training.
+//!
+//! Here the adjoint of the Fréchet derivative, X = L(Mᵀ, G) with
+//! L(M, E) = ∫₀¹ e^{sM} E e^{(1−s)M} ds, comes from the series
+//!
+//! L(M, E) = e^{M} · Σ_k (−1)^k ad_M^k(E) / (k+1)!,   ad_M(E) = ME − EM,
+//!
+//! (two C×C products a term) with scaling and squaring: for M = 2^s·N,
+//! L(2N, E) = e^{N}·L(N, E) + L(N, E)·e^{N}. The number of squarings is chosen
+//! from an estimate of ‖M‖₂ so that the series needs a handful of terms, and the
+//! series stops when a term falls below f32 resolution of the sum. Where it does
+//! not converge (huge ‖M‖), [`raw_gradient`] returns `None` and the caller falls
+//! back to autograd.
+//!
+//! Measured against autograd (`tests/properties.rs`): relative difference 1e-6
+//! or less, in 3–6× less time at C = 1280 (`benches/epic.rs`).
+use super::MatrixKind;
+use crate::error::Result;
+use tch::{Kind, Tensor};
+
+/// At most this many series terms before giving up (autograd takes over).
+const MAX_TERMS: usize = 30;
+
+/// The series runs on M/2^s with ‖M/2^s‖₂ at most this.
+const SCALED_NORM: f64 = 0.25;
+
+/// An estimate of ‖m‖₂ from a few power iterations on mᵀm (O(C²) each): a lower
+/// bound that is tight to a few percent after 8 steps on the matrices seen here;
+/// the series' own stopping rule covers the rest.
+fn norm2_estimate(m: &Tensor) -> Result<f64> {
+    let c = m.size()[0];
+    let mut v = Tensor::f_ones([c, 1], (m.kind(), m.device()))?.f_div_scalar((c as f64).sqrt())?;
+    let mut sigma = 0.0;
+    for _ in 0..8 {
+        let w = m.f_tr()?.f_matmul(&m.f_matmul(&v)?)?;
+        let n = w.f_norm()?.f_double_value(&[])?;
+        if n == 0.0 || !n.is_finite() {
+            return Ok(if n.is_finite() { 0.0 } else { f64::INFINITY });
+        }
+        sigma = n.sqrt();
+        v = w.f_div_scalar(n)?;
+    }
+    Ok(sigma)
+}
+
+/// L(M, E) for exp at M, given e^M: `m`, `e`, `exp_m` [C,C] → [C,C]; `None` when
+/// the series does not converge.
+pub fn exp_frechet(m: &Tensor, e: &Tensor, exp_m: &Tensor) -> Result<Option<Tensor>> {
+    let norm = norm2_estimate(m)?;
+    if !norm.is_finite() {
+        return Ok(None);
+    }
+    // Squarings s with ‖M‖₂/2^s ≤ SCALED_NORM (the estimate may be low: ×1.1).
+    let s = ((norm * 1.1 / SCALED_NORM).log2().ceil().max(0.0)) as i32;
+    if s > 30 {
+        return Ok(None);
+    }
+    let scaled = m.f_div_scalar(2f64.powi(s))?;
+    // e^{M/2^s}: from e^M by nothing cheap, so computed (small norm: low degree).
+    let mut exps = Vec::with_capacity(s as usize + 1);
+    exps.push(if s == 0 { exp_m.shallow_clone() } else { scaled.f_linalg_matrix_exp()? });
+    for j in 1..s as usize {
+        let prev = &exps[j - 1];
+        exps.push(prev.f_matmul(prev)?);
+    }
+    // The series at the scaled matrix.
+    let eps = 2f64.powi(-26);
+    let mut term = e.shallow_clone();
+    let mut sum = e.f_detach_copy()?;
+    let mut converged = false;
+    for k in 1..=MAX_TERMS {
+        let ad = scaled.f_matmul(&term)?.f_sub(&term.f_matmul(&scaled)?)?;
+        term = ad.f_mul_scalar(-1.0 / (k as f64 + 1.0))?;
+        sum = sum.f_add(&term)?;
+        let (t, total) = (term.f_norm()?.f_double_value(&[])?, sum.f_norm()?.f_double_value(&[])?);
+        if !(t.is_finite() && total.is_finite()) {
+            return Ok(None);
+        }
+        if t <= eps * total {
+            converged = true;
+            break;
+        }
+    }
+    if !converged {
+        return Ok(None);
+    }
+    let mut l = exps[0].f_matmul(&sum)?;
+    // Squaring: L(2N, E) = e^N·L(N, E) + L(N, E)·e^N, with E scaled by 2^s once
+    // (L is linear in E and L(N, E) above is for the unscaled E).
+    for x in exps.iter().take(s as usize) {
+        l = x.f_matmul(&l)?.f_add(&l.f_matmul(x)?)?;
+    }
+    let l = if s > 0 { l.f_div_scalar(2f64.powi(s))? } else { l };
+    Ok(Some(l))
+}
+
+/// dLoss/dA_raw from G = dLoss/dU, for U = `kind`.matrix(A_raw) = `u`: `a_raw`, `u`,
+/// `g` [C,C] → [C,C]; `None` when the series does not converge (use autograd).
+///
+/// Orthogonal: U = exp(S − Sᵀ) with X = L((S − Sᵀ)ᵀ, G), so dS = X − Xᵀ.
+/// Invertible: U = exp(S), dS = L(Sᵀ, G). Here e^{Mᵀ} = Uᵀ for both.
+pub fn raw_gradient(kind: MatrixKind, a_raw: &Tensor, u: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+    let a_raw = a_raw.f_detach()?.f_to_kind(Kind::Float)?;
+    let exponent = match kind {
+        MatrixKind::Orthogonal => a_raw.f_sub(&a_raw.f_tr()?)?,
+        MatrixKind::Invertible => a_raw,
+    };
+    let _guard = tch::no_grad_guard();
+    let Some(x) = exp_frechet(&exponent.f_tr()?, g, &u.f_tr()?)? else { return Ok(None) };
+    Ok(Some(match kind {
+        MatrixKind::Orthogonal => x.f_sub(&x.f_tr()?)?,
+        MatrixKind::Invertible => x,
+    }))
+}
