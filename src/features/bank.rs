@@ -11,13 +11,14 @@
 //! A later run with the same key reuses every complete chunk and computes only
 //! the missing ones: an interrupted pass resumes from its last complete chunk, and
 //! a finished one costs no backbone batch at all.
+use super::FeatureMemo;
 use crate::data::{Dataset, Loader};
 use crate::io::{load_tensors, save_tensors, Fingerprint};
 use crate::model::Network;
 use crate::progress::Progress;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
 
 /// Bump when the chunk format changes: old caches are then ignored.
@@ -55,6 +56,8 @@ pub struct Bank {
     pub valid: Tensor,
     /// (h, w) of the feature map.
     pub map_size: (i64, i64),
+    /// The last selection: (fingerprint of U, prototypes [C,m]).
+    selection: Mutex<Option<(String, Tensor)>>,
 }
 
 /// How to run [`extract`].
@@ -176,6 +179,18 @@ impl Chunk {
 /// Images that fail to decode are reported in [`ExtractReport::failed`] and marked
 /// invalid; the pass goes on.
 pub fn extract(net: &Network, dataset: Arc<dyn Dataset>, options: &ExtractOptions) -> Result<(Bank, ExtractReport)> {
+    extract_into(net, dataset, options, None)
+}
+
+/// [`extract`], offering every feature map it computes to `memo`
+/// ([`FeatureMemo::offer`]): the maps training needs first are then already
+/// there, and a data set whose maps fit the memo is never passed twice.
+pub fn extract_into(
+    net: &Network,
+    dataset: Arc<dyn Dataset>,
+    options: &ExtractOptions,
+    mut memo: Option<&mut FeatureMemo>,
+) -> Result<(Bank, ExtractReport)> {
     let n = dataset.len();
     if n == 0 {
         return Err(BankError::Empty);
@@ -226,6 +241,14 @@ pub fn extract(net: &Network, dataset: Arc<dyn Dataset>, options: &ExtractOption
                     .ok_or_else(|| crate::Error::invalid("extract", "the image loader stopped early"))??;
                 let z = net.features(&batch.images)?;
                 map_hw = (z.size()[2], z.size()[3]);
+                if let Some(memo) = memo.as_deref_mut() {
+                    let failed: Vec<usize> = batch.failed.iter().map(|(i, _)| *i).collect();
+                    for (k, i) in batch.range.clone().enumerate() {
+                        if !failed.contains(&i) && !memo.offer(i, &z.f_get(k as i64)?)? {
+                            break;
+                        }
+                    }
+                }
                 sums.push(crate::features::channel_activation(&z)?.f_to_device(Device::Cpu)?);
                 predicted.push(net.head_logits(&z)?.f_argmax(1, false)?.f_to_device(Device::Cpu)?);
                 labels.push(batch.labels.shallow_clone());
@@ -270,11 +293,42 @@ pub fn extract(net: &Network, dataset: Arc<dyn Dataset>, options: &ExtractOption
         predicted: cat(|c| &c.predicted)?,
         valid: cat(|c| &c.valid)?,
         map_size: (hw[0], hw[1]),
+        selection: Mutex::new(None),
     };
     Ok((bank, report))
 }
 
+/// A fingerprint of U's values (or of "no U"), for the selection cache.
+fn u_fingerprint(u: Option<&Tensor>) -> crate::Result<String> {
+    let mut h = Fingerprint::new();
+    if let Some(u) = u {
+        for d in u.size() {
+            h.add_u64(d as u64);
+        }
+        h.add_str(&format!("{:?}", u.kind()));
+        let host = u.f_to_device(Device::Cpu)?.f_contiguous()?;
+        h.add_words(&Vec::<u8>::try_from(host.f_view_dtype(Kind::Uint8)?.f_reshape([-1])?)?);
+    }
+    Ok(h.hex())
+}
+
 impl Bank {
+    /// A bank from its per-image tensors (see the fields).
+    pub fn new(sums: Tensor, labels: Tensor, predicted: Tensor, valid: Tensor, map_size: (i64, i64)) -> Bank {
+        Bank { sums, labels, predicted, valid, map_size, selection: Mutex::new(None) }
+    }
+
+    /// The same bank with other predictions (after a new head), sharing the rest.
+    pub fn with_predictions(&self, predicted: Tensor) -> Bank {
+        Bank::new(
+            self.sums.shallow_clone(),
+            self.labels.shallow_clone(),
+            predicted,
+            self.valid.shallow_clone(),
+            self.map_size,
+        )
+    }
+
     /// N, the number of images.
     pub fn len(&self) -> usize {
         self.sums.size()[0] as usize
@@ -305,7 +359,27 @@ impl Bank {
 
     /// Top-m prototypes per channel under U, over the images that decoded:
     /// int64 [C,m] data-set indices, largest activation first.
+    ///
+    /// The last selection is kept: asking again under the same U (same values) for
+    /// m or fewer prototypes costs a fingerprint of U, not the O(N·C²) product
+    /// (explanations and prototype grids ask once per channel or image).
     pub fn top_prototypes(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {
+        let key = u_fingerprint(u)?;
+        if let Ok(cache) = self.selection.lock() {
+            if let Some((k, protos)) = cache.as_ref() {
+                if *k == key && m >= 0 && protos.size()[1] >= m {
+                    return Ok(protos.f_narrow(1, 0, m)?.f_detach_copy()?);
+                }
+            }
+        }
+        let protos = self.select(u, m)?;
+        if let Ok(mut cache) = self.selection.lock() {
+            *cache = Some((key, protos.shallow_clone()));
+        }
+        Ok(protos)
+    }
+
+    fn select(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {
         let act = self.activations(u)?;
         let valid_rows = self.valid.f_nonzero()?.f_squeeze_dim(1)?;
         if valid_rows.size()[0] == act.size()[0] {

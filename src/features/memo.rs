@@ -67,7 +67,8 @@ impl FeatureMemo {
             }
             let z = net.features(&images)?;
             for (k, &i) in group.iter().enumerate() {
-                fresh.insert(i, z.f_get(k as i64)?);
+                // A copy, so that a kept map does not pin its whole batch.
+                fresh.insert(i, z.f_get(k as i64)?.f_detach_copy()?);
             }
             self.misses += group.len();
         }
@@ -102,5 +103,23 @@ impl FeatureMemo {
             }
         }
         Ok(Tensor::f_stack(&out, 0)?)
+    }
+
+    /// Keeps the map `z` [C,h,w] of image `index` if it fits without evicting
+    /// anything; returns whether it was kept. The feature bank's pass offers every
+    /// map it computes, so that the first prototypes (and, on small data sets,
+    /// all later ones) never cost a second backbone pass.
+    pub fn offer(&mut self, index: usize, z: &Tensor) -> crate::Result<bool> {
+        if self.maps.contains_key(&index) {
+            return Ok(true);
+        }
+        let size = z.numel() * if self.half { 2 } else { z.kind().elt_size_in_bytes() };
+        if self.bytes + size > self.limit_bytes {
+            return Ok(false);
+        }
+        let stored = if self.half { z.f_to_kind(Kind::Half)? } else { z.f_detach_copy()? };
+        self.bytes += size;
+        self.maps.insert(index, (stored, 0));
+        Ok(true)
     }
 }

@@ -12,7 +12,7 @@ pub mod bank;
 pub mod head_fit;
 pub mod memo;
 
-pub use bank::{extract, Bank, BankError, ExtractOptions, ExtractReport};
+pub use bank::{extract, extract_into, Bank, BankError, ExtractOptions, ExtractReport};
 pub use head_fit::{fit_head, FittedHead};
 pub use memo::FeatureMemo;
 

@@ -271,9 +271,10 @@ pub mod api {
             cache: get(&opts, &["cache"]).map(|c| PathBuf::from(c.to_string())),
             quiet: get(&opts, &["quiet"]).and_then(|q| q.as_bool().ok()).unwrap_or(false),
         };
+        let mut memo = crate::features::FeatureMemo::new(MEMO_BYTES, false);
         let (bank, report) =
-            crate::features::extract(&model.0, dataset.dataset.clone(), &options).map_err(|e| e.to_string())?;
-        let memo = crate::features::FeatureMemo::new(MEMO_BYTES, false);
+            crate::features::extract_into(&model.0, dataset.dataset.clone(), &options, Some(&mut memo))
+                .map_err(|e| e.to_string())?;
         Ok(BankHandle {
             bank: Rc::new(bank),
             report: Rc::new(report),
@@ -299,13 +300,7 @@ pub mod api {
         let net = b.model.0.with_head(&fitted.weight, &fitted.bias).map_err(|e| e.to_string())?;
         let predicted =
             rt(b.bank.logits(&fitted.weight, &fitted.bias).and_then(|l| l.f_argmax(1, false).map_err(Into::into)))?;
-        let bank = crate::features::Bank {
-            sums: b.bank.sums.shallow_clone(),
-            labels: b.bank.labels.shallow_clone(),
-            predicted,
-            valid: b.bank.valid.shallow_clone(),
-            map_size: b.bank.map_size,
-        };
+        let bank = b.bank.with_predictions(predicted);
         let memo = b.memo.clone();
         Ok(BankHandle {
             bank: Rc::new(bank),
