@@ -58,7 +58,7 @@ pub enum Error {
     #[error("{path}: {why}")]
     Format { path: PathBuf, why: String },
     /// Reading the file failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}; check the path")]
     Io {
         path: PathBuf,
         #[source]

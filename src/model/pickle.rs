@@ -20,7 +20,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PickleError {
     /// The pickle calls something other than a tensor rebuild.
-    #[error("refused: the pickle calls {0}, which is not a tensor rebuild; epic loads only state dicts of tensors (never arbitrary pickle)")]
+    #[error("refused: the pickle calls {0}, which is not a tensor rebuild; epic loads only state dicts of tensors (never arbitrary pickle): if you trust the file, re-save its weights with torch.save(model.state_dict(), path)")]
     Refused(String),
     /// An opcode epic does not interpret.
     #[error("unsupported pickle opcode 0x{op:02x} at byte {at}")]

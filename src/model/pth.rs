@@ -35,17 +35,29 @@ impl std::fmt::Debug for Checkpoint {
 /// Reads a `.pth` file (zip or legacy) without executing any pickle.
 pub fn read_pth(path: &Path) -> Result<Checkpoint> {
     let data = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    read_pth_bytes(&data, path)
+}
+
+/// Reads a `.pth` checkpoint held in memory; `path` (its file) labels errors.
+/// Never panics on any input.
+pub fn read_pth_bytes(data: &[u8], path: &Path) -> Result<Checkpoint> {
     if data.starts_with(b"PK\x03\x04") {
-        read_zip(path, &data)
+        read_zip(path, data)
     } else if data.first() == Some(&0x80) {
-        read_legacy(path, &data)
+        read_legacy(path, data)
     } else {
-        Err(format_err(path, "neither a zip nor a legacy PyTorch checkpoint (wrong file, or truncated at the start?)"))
+        Err(damaged(path, "neither a zip nor a legacy PyTorch checkpoint (wrong file, or truncated at the start?)"))
     }
 }
 
 fn format_err(path: &Path, why: impl Into<String>) -> Error {
     Error::Format { path: path.into(), why: why.into() }
+}
+
+/// A checkpoint that is cut short, corrupt or something else: what was found,
+/// and what to do.
+fn damaged(path: &Path, why: impl Into<String>) -> Error {
+    format_err(path, format!("{}; download or save the checkpoint again", why.into()))
 }
 
 fn unpickle(path: &Path, data: &[u8]) -> Result<(Value, usize)> {
@@ -74,7 +86,7 @@ fn storage_tensor(path: &Path, s: &StorageRef, bytes: &[u8]) -> Result<Tensor> {
     let want = (s.numel as usize).checked_mul(s.kind.elt_size_in_bytes());
     if want != Some(bytes.len()) {
         let want = want.map_or_else(|| "more than addressable".to_string(), |w| w.to_string());
-        return Err(format_err(
+        return Err(damaged(
             path,
             format!(
                 "storage {} holds {} bytes, expected {want} ({} × {:?}); the file is truncated or corrupt",
@@ -89,9 +101,8 @@ fn storage_tensor(path: &Path, s: &StorageRef, bytes: &[u8]) -> Result<Tensor> {
 }
 
 fn read_zip(path: &Path, data: &[u8]) -> Result<Checkpoint> {
-    let zerr = |e: zip::result::ZipError| {
-        format_err(path, format!("unreadable zip checkpoint ({e}); the file may be truncated"))
-    };
+    let zerr =
+        |e: zip::result::ZipError| damaged(path, format!("unreadable zip checkpoint ({e}); the file may be truncated"));
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(zerr)?;
     let pkl = archive
         .file_names()
@@ -100,9 +111,9 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Checkpoint> {
         .ok_or_else(|| format_err(path, "zip file without data.pkl: not a torch.save checkpoint"))?;
     let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
     let mut entry = |name: &str| -> Result<Vec<u8>> {
-        let mut f = archive.by_name(name).map_err(|e| format_err(path, format!("entry {name}: {e}")))?;
+        let mut f = archive.by_name(name).map_err(|e| damaged(path, format!("entry {name}: {e}")))?;
         let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf).map_err(|e| format_err(path, format!("entry {name}: {e} (truncated?)")))?;
+        f.read_to_end(&mut buf).map_err(|e| damaged(path, format!("entry {name}: {e} (truncated?)")))?;
         Ok(buf)
     };
     if let Ok(order) = entry(&format!("{prefix}byteorder")) {
@@ -125,7 +136,7 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
     let mut pos = 0;
     let mut next = |what: &str| -> Result<Value> {
         let (v, n) = unpickle(path, &data[pos..]).map_err(|e| match e {
-            Error::Pickle { source, .. } if matches!(source, pickle::PickleError::Malformed { .. }) => format_err(
+            Error::Pickle { source, .. } if matches!(source, pickle::PickleError::Malformed { .. }) => damaged(
                 path,
                 format!("legacy checkpoint: cannot read the {what} ({source}); the file is truncated or corrupt"),
             ),
@@ -135,11 +146,16 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
         Ok(v)
     };
     if next("magic number")? != Value::BigInt(LEGACY_MAGIC.to_vec()) {
-        return Err(format_err(path, "not a PyTorch checkpoint (legacy magic number missing)"));
+        return Err(damaged(path, "not a PyTorch checkpoint (legacy magic number missing)"));
     }
     match next("protocol version")? {
         Value::Int(1001) => {}
-        v => return Err(format_err(path, format!("unsupported legacy protocol version {v}"))),
+        v => {
+            return Err(format_err(
+                path,
+                format!("unsupported legacy protocol version {v}; re-save it with torch.save in a recent PyTorch"),
+            ))
+        }
     }
     if let Value::Dict(info) = next("system info")? {
         if info.iter().any(|(k, v)| *k == Value::Str("little_endian".into()) && *v == Value::Bool(false)) {
@@ -148,7 +164,7 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
     }
     let root = next("object")?;
     let Value::List(keys) = next("storage keys")? else {
-        return Err(format_err(path, "legacy checkpoint: storage keys are not a list"));
+        return Err(damaged(path, "legacy checkpoint: storage keys are not a list"));
     };
     let mut refs = HashMap::new();
     storage_refs(&root, &mut refs);
@@ -157,27 +173,24 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
         let key = match key {
             Value::Str(s) => s,
             Value::Int(i) => i.to_string(),
-            other => return Err(format_err(path, format!("legacy checkpoint: storage key {other}"))),
+            other => return Err(damaged(path, format!("legacy checkpoint: storage key {other}"))),
         };
-        let s = refs.get(&key).ok_or_else(|| format_err(path, format!("storage {key} is listed but not used")))?;
-        let head = data.get(pos..pos + 8).ok_or_else(|| format_err(path, format!("truncated before storage {key}")))?;
+        let s = refs.get(&key).ok_or_else(|| damaged(path, format!("storage {key} is listed but not used")))?;
+        let head = data.get(pos..pos + 8).ok_or_else(|| damaged(path, format!("truncated before storage {key}")))?;
         let mut word = [0u8; 8];
         word.copy_from_slice(head);
         let numel = i64::from_le_bytes(word);
         pos += 8;
         if numel != s.numel {
-            return Err(format_err(
-                path,
-                format!("storage {key}: {numel} elements on disk, {} in the pickle", s.numel),
-            ));
+            return Err(damaged(path, format!("storage {key}: {numel} elements on disk, {} in the pickle", s.numel)));
         }
         let n = (numel as usize)
             .checked_mul(s.kind.elt_size_in_bytes())
-            .ok_or_else(|| format_err(path, format!("storage {key}: {numel} elements is not a size")))?;
+            .ok_or_else(|| damaged(path, format!("storage {key}: {numel} elements is not a size")))?;
         let bytes = pos
             .checked_add(n)
             .and_then(|end| data.get(pos..end))
-            .ok_or_else(|| format_err(path, format!("truncated inside storage {key}")))?;
+            .ok_or_else(|| damaged(path, format!("truncated inside storage {key}")))?;
         pos += n;
         storages.insert(key, storage_tensor(path, s, bytes)?);
     }
@@ -190,9 +203,9 @@ impl Checkpoint {
         let storage = self
             .storages
             .get(&r.storage.key)
-            .ok_or_else(|| format_err(&self.path, format!("storage {} is missing", r.storage.key)))?;
+            .ok_or_else(|| damaged(&self.path, format!("storage {} is missing", r.storage.key)))?;
         if r.size.len() != r.stride.len() || r.offset < 0 || r.size.iter().chain(&r.stride).any(|&x| x < 0) {
-            return Err(format_err(&self.path, format!("invalid tensor view {r:?}")));
+            return Err(damaged(&self.path, format!("invalid tensor view {r:?}")));
         }
         let last = r
             .size
@@ -200,12 +213,25 @@ impl Checkpoint {
             .zip(&r.stride)
             .try_fold(r.offset, |acc, (s, st)| acc.checked_add((s - 1).max(0).checked_mul(*st)?));
         let Some(last) = last else {
-            return Err(format_err(&self.path, format!("tensor view {r:?} overflows")));
+            return Err(damaged(&self.path, format!("tensor view {r:?} overflows")));
         };
         if r.size.iter().all(|&s| s > 0) && last >= r.storage.numel {
-            return Err(format_err(
+            return Err(damaged(
                 &self.path,
                 format!("tensor view reaches element {last} of a storage of {}", r.storage.numel),
+            ));
+        }
+        // A view with more elements than its storage (stride 0) would be
+        // materialised in full: a 16-byte storage could ask for terabytes.
+        let numel = r.size.iter().try_fold(1i64, |acc, &s| acc.checked_mul(s));
+        if numel.is_none_or(|n| n > r.storage.numel) {
+            return Err(damaged(
+                &self.path,
+                format!(
+                    "a tensor view of shape {:?} has more elements than its storage ({}); \
+                     if it is an expanded tensor, save it with .contiguous()",
+                    r.size, r.storage.numel
+                ),
             ));
         }
         Ok(storage.f_as_strided(r.size.as_slice(), r.stride.as_slice(), r.offset)?.f_contiguous()?)
