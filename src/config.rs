@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 /// What went wrong reading a config or applying an override.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}; check the path")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not valid YAML: {message}")]
+    #[error("{path}: not valid YAML: {message}; fix the syntax there (a map is `key: value`, one per line; a list `[a, b]`)")]
     Yaml { path: PathBuf, message: String },
     #[error("{path}: {why}")]
     Structure { path: PathBuf, why: String },
@@ -42,6 +42,11 @@ pub fn load(path: &Path) -> Result<Value> {
 pub fn load_with(path: &Path, edit: impl FnOnce(&mut Value) -> Result<()>) -> Result<Value> {
     let mut v = compose(path, 0)?;
     edit(&mut v)?;
+    resolve(v, path)
+}
+
+/// Resolves the `${a.b}` interpolations of a config (`path` labels errors).
+pub fn resolve(mut v: Value, path: &Path) -> Result<Value> {
     // Chains (`a: ${b}`, `b: ${c}/x`) resolve in a few rounds; a cycle does not.
     for _ in 0..16 {
         let before = v.clone();
@@ -63,8 +68,14 @@ pub fn load_with(path: &Path, edit: impl FnOnce(&mut Value) -> Result<()>) -> Re
 
 fn read_yaml(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+    parse_str(&text, path)
+}
+
+/// Parses config text (one file, `defaults` not composed); `path` labels errors.
+/// The top level must be a map; an empty text is an empty map.
+pub fn parse_str(text: &str, path: &Path) -> Result<Value> {
     let v: Value =
-        serde_yaml::from_str(&text).map_err(|e| ConfigError::Yaml { path: path.into(), message: e.to_string() })?;
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml { path: path.into(), message: e.to_string() })?;
     match v {
         Value::Mapping(_) => Ok(v),
         Value::Null => Ok(Value::Mapping(Mapping::new())),
@@ -236,6 +247,21 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// What to write for `key`, whose config value is `slot`.
+fn type_hint(key: &str, slot: &Value) -> String {
+    match slot {
+        Value::Mapping(m) => match m.keys().find_map(Value::as_str) {
+            Some(first) => format!("set the keys under it instead, e.g. {key}.{first}=…"),
+            None => format!("add keys under it instead, e.g. +{key}.name=…"),
+        },
+        Value::Sequence(_) => "overrides cannot set a list; edit the config file".into(),
+        scalar => {
+            let example = serde_yaml::to_string(scalar).map(|t| t.trim_end().to_string()).unwrap_or_default();
+            format!("give {} (e.g. {key}={example}, the config's value)", type_name(scalar))
+        }
+    }
+}
+
 /// Applies one `key=value` (or `+key=value`, which may add a key) to `config`.
 pub fn apply_override(config: &mut Value, arg: &str) -> Result<()> {
     let err = |why: String| ConfigError::Override { arg: arg.into(), why };
@@ -277,7 +303,12 @@ pub fn apply_override(config: &mut Value, arg: &str) -> Result<()> {
                 _ => false,
             };
             if !ok {
-                return Err(err(format!("{key} is {}, and {raw:?} is {}", type_name(slot), type_name(&value))));
+                return Err(err(format!(
+                    "{key} is {}, and {raw:?} is {}; {}",
+                    type_name(slot),
+                    type_name(&value),
+                    type_hint(key, slot)
+                )));
             }
             *slot = match (&*slot, value) {
                 (Value::String(_), Value::Number(_) | Value::Bool(_)) => Value::String(raw.into()),
