@@ -54,12 +54,17 @@ pub(crate) fn same_device(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every value of `t` is finite.
+/// Every value of `t` is finite; otherwise the error says where the first NaN or
+/// infinity is and how many there are.
 pub(crate) fn finite(t: &Tensor, what: &str) -> Result<()> {
-    if t.numel() > 0 && !bool::try_from(t.f_isfinite()?.f_all()?)? {
-        return Err(Error::NonFinite { what: what.into() });
+    if t.numel() == 0 || bool::try_from(t.f_isfinite()?.f_all()?)? {
+        return Ok(());
     }
-    Ok(())
+    let bad = t.f_isfinite()?.f_logical_not()?;
+    let count = bad.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+    let at = Vec::<i64>::try_from(bad.f_nonzero()?.f_get(0)?.f_to_device(tch::Device::Cpu)?)?;
+    let value = t.f_index(&at.iter().map(|&i| Some(Tensor::from(i))).collect::<Vec<_>>())?.f_double_value(&[])?;
+    Err(Error::NonFiniteAt { what: what.into(), at, value, count })
 }
 
 /// `C` of a square [C,C] matrix.

@@ -22,12 +22,17 @@ pub enum Error {
     Device { what: String, a: tch::Device, b: tch::Device },
 
     /// An index (channel, class, row) is outside its range.
-    #[error("{what}: index {index} is out of range 0..{bound}")]
+    #[error("{what}: index {index} is out of range 0..{bound}; {}", in_range_hint(*.bound))]
     OutOfRange { what: String, index: i64, bound: i64 },
 
     /// A value that must be finite is NaN or infinite.
     #[error("{what}: contains NaN or infinite values; check the features or the matrix that produced them")]
     NonFinite { what: String },
+
+    /// A tensor that must be finite holds NaN or infinity: the first one's index
+    /// and value, and how many there are.
+    #[error("{what}: {value} at {at:?} ({count} NaN or infinite value(s) in all); check the features or the matrix that produced them")]
+    NonFiniteAt { what: String, at: Vec<i64>, value: f64, count: i64 },
 
     /// Any other invalid argument, with a sentence saying why.
     #[error("{what}: {why}")]
@@ -42,6 +47,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An output could not be put where it belongs: a folder could not be
+    /// created, or a folder stands where the file should go.
+    #[error("cannot write {path}: {why}; choose another output path")]
+    Folder { path: PathBuf, why: String },
+
     /// A tensor file could not be read or written.
     #[error("{path}: not a readable safetensors file ({message}); was it written completely?")]
     TensorFile { path: PathBuf, message: String },
@@ -53,6 +63,14 @@ pub enum Error {
 
 /// Short for `std::result::Result<T, epic::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn in_range_hint(bound: i64) -> String {
+    match bound {
+        b if b < 1 => "there is nothing to index".into(),
+        1 => "the only valid index is 0".into(),
+        b => format!("use 0 to {}", b - 1),
+    }
+}
 
 impl Error {
     pub(crate) fn invalid(what: impl Into<String>, why: impl Into<String>) -> Self {

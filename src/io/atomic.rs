@@ -16,26 +16,34 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            action: "create the folder",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| folder_error(dir, source))?;
     }
     let tmp = temp_path(path);
     let result = fill(&tmp).and_then(|()| {
         let file = std::fs::OpenOptions::new().write(true).open(&tmp);
         file.and_then(|f| f.sync_all()).map_err(|source| Error::Io { action: "write", path: tmp.clone(), source })?;
-        std::fs::rename(&tmp, path).map_err(|source| Error::Io {
-            action: "rename into",
-            path: path.to_path_buf(),
-            source,
+        std::fs::rename(&tmp, path).map_err(|source| match path.is_dir() {
+            true => Error::Folder {
+                path: path.to_path_buf(),
+                why: "a folder has this name, where the file should go".into(),
+            },
+            false => Error::Io { action: "rename into", path: path.to_path_buf(), source },
         })
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Why `dir` cannot be created: a file in the way (named), or the OS's reason.
+fn folder_error(dir: &Path, source: std::io::Error) -> Error {
+    let blocker = dir.ancestors().find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir());
+    let why = match blocker {
+        Some(file) => format!("{} is a file, not a folder", file.display()),
+        None => source.to_string(),
+    };
+    Error::Folder { path: dir.to_path_buf(), why: format!("cannot create the folder ({why})") }
 }
 
 /// Writes `bytes` to `path` atomically.

@@ -29,7 +29,12 @@ impl std::error::Error for ScriptError {}
 
 impl ScriptError {
     pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
-        ScriptError { file: path.into(), line: None, column: None, message: format!("cannot read the script: {e}") }
+        ScriptError {
+            file: path.into(),
+            line: None,
+            column: None,
+            message: format!("cannot read the script: {e}; check the path"),
+        }
     }
 
     fn at(file: &Path, pos: Position, message: String) -> Self {
@@ -106,7 +111,8 @@ impl ScriptError {
 /// "function not found" with the signatures that do exist under that name.
 fn not_found(engine: &Engine, sig: &str) -> String {
     let name = sig.split(['(', ' ']).next().unwrap_or(sig).trim();
-    let given = sig.strip_prefix(name).unwrap_or("").trim();
+    // Rhai spells a string argument as all the types it could bind to.
+    let given = sig.strip_prefix(name).unwrap_or("").trim().replace("&str | ImmutableString | String", "string");
     let known: Vec<String> =
         engine.gen_fn_signatures(false).into_iter().filter(|s| s.split('(').next() == Some(name)).collect();
     if known.is_empty() {
