@@ -17,7 +17,9 @@
 //! - [`model`]: networks split into backbone and head, one file per architecture,
 //!   and their weights (`.pth` read without executing pickle, safetensors);
 //! - [`render`]: prototype grids, explanation figures, purity plots;
-//! - [`script`]: the Rhai engine that exposes all of it to experiment scripts.
+//! - [`script`]: the Rhai engine that exposes all of it to experiment scripts,
+//!   and sessions that keep one engine and scope across notebook cells;
+//! - `notebook` (cargo feature `notebook`): inline display in evcxr Jupyter.
 //!
 //! Everything works on any libtorch device, in f32, and returns [`Error`] instead
 //! of panicking.
@@ -31,6 +33,8 @@ pub mod explain;
 pub mod features;
 pub mod io;
 pub mod model;
+#[cfg(feature = "notebook")]
+pub mod notebook;
 pub mod predict;
 pub mod progress;
 pub mod prototypes;

@@ -5,6 +5,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// An RGB8 picture being composed.
+#[derive(Clone)]
 pub struct Canvas {
     pub image: RgbImage,
 }
@@ -62,9 +63,18 @@ impl Canvas {
         Ok(())
     }
 
-    /// Writes the canvas as JPEG (`.jpg`/`.jpeg`, quality 92) or PNG, atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let jpeg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    /// A canvas holding `image` as it is.
+    pub fn from_image(image: RgbImage) -> Self {
+        Canvas { image }
+    }
+
+    /// (width, height) in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        self.image.dimensions()
+    }
+
+    /// The canvas encoded as JPEG (quality 92) when `jpeg`, else as PNG.
+    pub fn encode(&self, jpeg: bool) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         let mut cursor = std::io::Cursor::new(&mut bytes);
         let res = if jpeg {
@@ -72,7 +82,45 @@ impl Canvas {
         } else {
             self.image.write_to(&mut cursor, image::ImageFormat::Png)
         };
-        res.map_err(|e| Error::invalid(path.display().to_string(), format!("cannot encode the figure: {e}")))?;
+        res.map_err(|e| Error::invalid("figure", format!("cannot encode the figure: {e}")))?;
+        Ok(bytes)
+    }
+
+    /// The canvas as PNG bytes (what notebooks show inline).
+    pub fn png(&self) -> Result<Vec<u8>> {
+        self.encode(false)
+    }
+
+    /// Writes the canvas as JPEG (`.jpg`/`.jpeg`, quality 92) or PNG, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let jpeg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+        let bytes = self
+            .encode(jpeg)
+            .map_err(|e| Error::invalid(path.display().to_string(), format!("cannot encode the figure: {e}")))?;
         crate::io::atomic::write_bytes_atomic(path, &bytes)
+    }
+
+    /// Several pictures composed into one, on white, `gap` pixels apart: one
+    /// under the other (`vertical`) or side by side, each aligned to the left or
+    /// top. A notebook cell keeps one picture per output, so a value that shows
+    /// several draws them this way.
+    pub fn stack(parts: &[Canvas], vertical: bool, gap: u32) -> Canvas {
+        let n = parts.len() as u32;
+        let along = |c: &Canvas| if vertical { c.image.height() } else { c.image.width() };
+        let across = |c: &Canvas| if vertical { c.image.width() } else { c.image.height() };
+        let total = parts.iter().map(along).sum::<u32>() + gap * n.saturating_sub(1);
+        let thick = parts.iter().map(across).max().unwrap_or(1);
+        let (w, h) = if vertical { (thick, total) } else { (total, thick) };
+        let mut out = Canvas::new(w, h, [255, 255, 255]);
+        let mut at = 0;
+        for p in parts {
+            if vertical {
+                out.paste(&p.image, 0, at);
+            } else {
+                out.paste(&p.image, at, 0);
+            }
+            at += along(p) + gap;
+        }
+        out
     }
 }

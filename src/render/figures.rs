@@ -91,3 +91,42 @@ pub fn explanation_figure(header: &str, rows: &[ExplanationRow]) -> Result<Canva
     }
     Ok(canvas)
 }
+
+/// A channel's prototypes as a value: the title and the boxed tiles, drawn by
+/// [`PrototypeGrid::canvas`] (the same figure as [`prototype_grid`]).
+#[derive(Clone)]
+pub struct PrototypeGrid {
+    pub title: String,
+    pub tiles: Vec<Tile>,
+}
+
+impl PrototypeGrid {
+    /// The figure: the title, then the tiles in one row.
+    pub fn canvas(&self) -> Result<Canvas> {
+        prototype_grid(&self.title, &self.tiles)
+    }
+
+    /// One line: the title and each tile's caption.
+    pub fn summary(&self) -> String {
+        let captions: Vec<&str> = self.tiles.iter().map(|t| t.caption.as_str()).collect();
+        format!("{}: {}", self.title, captions.join(", "))
+    }
+}
+
+/// Several prototype grids (one per channel) as one value, drawn one under the
+/// other in a single picture.
+#[derive(Clone)]
+pub struct PrototypeGrids(pub Vec<PrototypeGrid>);
+
+impl PrototypeGrids {
+    /// The grids stacked vertically, 8 pixels apart.
+    pub fn canvas(&self) -> Result<Canvas> {
+        let parts = self.0.iter().map(PrototypeGrid::canvas).collect::<Result<Vec<_>>>()?;
+        Ok(Canvas::stack(&parts, true, GAP))
+    }
+
+    /// One line per grid.
+    pub fn summary(&self) -> String {
+        self.0.iter().map(PrototypeGrid::summary).collect::<Vec<_>>().join("\n")
+    }
+}

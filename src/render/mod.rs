@@ -1,13 +1,17 @@
 //! Figures: prototype grids, explanations, purity curves and histograms, drawn
 //! into RGB canvases (plotters for text and plots, with an embedded font so that
-//! machines without fonts render the same) and written atomically as JPEG or PNG.
+//! machines without fonts render the same) and written atomically as JPEG or PNG;
+//! purity tables as HTML or text. The value types ([`PrototypeGrid`],
+//! [`PurityPlot`], [`PurityTable`]) are what notebooks display inline.
 pub mod canvas;
 pub mod figures;
 pub mod plots;
+pub mod table;
 
 pub use canvas::Canvas;
-pub use figures::{explanation_figure, prototype_grid, ExplanationRow, Tile};
-pub use plots::{purity_curve, purity_histogram};
+pub use figures::{explanation_figure, prototype_grid, ExplanationRow, PrototypeGrid, PrototypeGrids, Tile};
+pub use plots::{purity_curve, purity_curve_canvas, purity_histogram, purity_histogram_canvas, PurityPlot};
+pub use table::PurityTable;
 
 /// Registers the embedded DejaVu Sans as plotters' "sans-serif", once.
 pub(crate) fn ensure_font() {

@@ -13,6 +13,11 @@ fn plot_err<E: std::fmt::Display>(e: E) -> Error {
 /// Mean purity per epoch (line) and at each step's prototype selection (dots,
 /// labelled with m), as a 1000×600 PNG.
 pub fn purity_curve(history: &History, title: &str, path: &Path) -> Result<()> {
+    purity_curve_canvas(history, title)?.save(path)
+}
+
+/// The purity curve of [`purity_curve`], drawn on a 1000×600 canvas.
+pub fn purity_curve_canvas(history: &History, title: &str) -> Result<Canvas> {
     super::ensure_font();
     let mut canvas = Canvas::new(1000, 600, [255, 255, 255]);
     {
@@ -57,11 +62,16 @@ pub fn purity_curve(history: &History, title: &str, path: &Path) -> Result<()> {
             .map_err(plot_err)?;
         area.present().map_err(plot_err)?;
     }
-    canvas.save(path)
+    Ok(canvas)
 }
 
 /// Histograms of per-prototype purity before and after training, as a 1000×600 PNG.
 pub fn purity_histogram(before: &[f64], after: &[f64], title: &str, path: &Path) -> Result<()> {
+    purity_histogram_canvas(before, after, title)?.save(path)
+}
+
+/// The histograms of [`purity_histogram`], drawn on a 1000×600 canvas.
+pub fn purity_histogram_canvas(before: &[f64], after: &[f64], title: &str) -> Result<Canvas> {
     super::ensure_font();
     const BINS: usize = 40;
     // The range of the data, widened to multiples of 0.05 (purity lies in [-1, 1]).
@@ -112,7 +122,7 @@ pub fn purity_histogram(before: &[f64], after: &[f64], title: &str, path: &Path)
             .map_err(plot_err)?;
         area.present().map_err(plot_err)?;
     }
-    canvas.save(path)
+    Ok(canvas)
 }
 
 fn mean(xs: &[f64]) -> f64 {
@@ -120,5 +130,39 @@ fn mean(xs: &[f64]) -> f64 {
         0.0
     } else {
         xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
+
+/// A training run's purity as a value: the curve over training and the
+/// before/after histogram of per-prototype purities, drawn as one picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurityPlot {
+    /// Appears in both plots' titles (e.g. the matrix type).
+    pub title: String,
+    pub history: History,
+    /// Per-prototype purities before and after training (e.g. of the top-5).
+    pub before: Vec<f64>,
+    pub after: Vec<f64>,
+}
+
+impl PurityPlot {
+    /// The curve above the histogram: 1000×1208 pixels.
+    pub fn canvas(&self) -> Result<Canvas> {
+        let curve = purity_curve_canvas(&self.history, &format!("Average purity over training ({})", self.title))?;
+        let hist =
+            purity_histogram_canvas(&self.before, &self.after, &format!("Purity of the prototypes ({})", self.title))?;
+        Ok(Canvas::stack(&[curve, hist], true, 8))
+    }
+
+    /// Mean purity before, per schedule step, and after.
+    pub fn summary(&self) -> String {
+        let steps: Vec<String> = self.history.steps.iter().map(|(m, p)| format!("m={m}: {p:.4}")).collect();
+        format!(
+            "purity ({}): before {:.4}; at each step {}; after {:.4}",
+            self.title,
+            mean(&self.before),
+            if steps.is_empty() { "-".to_string() } else { steps.join(", ") },
+            mean(&self.after)
+        )
     }
 }

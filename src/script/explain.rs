@@ -1,6 +1,7 @@
 //! Script bindings for explanations and figures: `explain`, `save_prototype_grid`,
-//! `prototype_purities`, `plot_purity`, `plot_purity_histogram`.
-use super::network::BankHandle;
+//! `prototype_grid`, `prototype_purities`, `plot_purity`, `plot_purity_histogram`,
+//! `purity_plot`, `purity_table`.
+use super::network::{BankHandle, DatasetHandle};
 use super::tensor::ScriptTensor;
 use super::train::DisentanglerHandle;
 use crate::explain::Explanation;
@@ -16,6 +17,49 @@ pub struct ExplanationHandle {
     pub input: Rc<image::RgbImage>,
     pub bank: BankHandle,
     pub gray: bool,
+}
+
+impl ExplanationHandle {
+    /// The explanation figure (k rows of 1 + m boxed tiles), with the class names
+    /// and training images of the bank it was made with.
+    pub fn figure(&self) -> crate::Result<crate::render::Canvas> {
+        let names = class_names(&self.bank);
+        self.explanation
+            .figure(&self.input, &names, self.bank.dataset.dataset.as_ref(), &self.bank.model.0.preprocess(), self.gray)
+            .map_err(|e| crate::Error::invalid("explanation", e.to_string()))
+    }
+
+    /// The explained class's name (ImageNet's for 1000 classes, else the data set's).
+    pub fn class_name(&self) -> String {
+        class_names(&self.bank).get(self.explanation.class as usize).cloned().unwrap_or_default()
+    }
+}
+
+/// A training history as `train_disentangler` returns it (`#{ steps, epochs }`,
+/// each an array of `[m, purity]`), back as a [`crate::disentangle::History`].
+pub fn history_of(history: &Map, what: &str) -> Result<crate::disentangle::History, Box<EvalAltResult>> {
+    let series = |key: &str| -> Result<Vec<(usize, f64)>, Box<EvalAltResult>> {
+        let arr = history
+            .get(key)
+            .and_then(|v| v.clone().try_cast::<Array>())
+            .ok_or(format!("{what}: history.{key} missing"))?;
+        arr.iter()
+            .map(|p| {
+                let p = p.clone().try_cast::<Array>().ok_or(format!("{what}: entries must be [m, purity]"))?;
+                match (p.first().and_then(|x| x.as_int().ok()), p.get(1).and_then(|x| x.as_float().ok())) {
+                    (Some(m), Some(v)) if m >= 0 => Ok((m as usize, v)),
+                    _ => Err(format!("{what}: entries must be [m, purity]").into()),
+                }
+            })
+            .collect()
+    };
+    Ok(crate::disentangle::History { steps: series("steps")?, epochs: series("epochs")? })
+}
+
+/// A tensor's values as f64, flattened.
+fn values(t: &ScriptTensor) -> Result<Vec<f64>, Box<EvalAltResult>> {
+    let v = t.0.f_to_kind(tch::Kind::Double).and_then(|x| x.f_reshape([-1])).map_err(err)?;
+    Vec::<f64>::try_from(v).map_err(err)
 }
 
 fn gray_of(opts: &Map) -> bool {
@@ -49,6 +93,16 @@ pub mod api {
     pub type Tensor = ScriptTensor;
     /// One image explained: class, channels, scores, peak cells, prototypes.
     pub type Explanation = ExplanationHandle;
+    /// A channel's prototypes, boxed at its peak, under a title.
+    pub type PrototypeGrid = crate::render::PrototypeGrid;
+    /// Several channels' prototype grids, shown as one picture.
+    pub type PrototypeGrids = crate::render::PrototypeGrids;
+    /// Purity over training and its before/after histogram, shown as one picture.
+    pub type PurityPlot = crate::render::PurityPlot;
+    /// Purity statistics before and after training.
+    pub type PurityTable = crate::render::PurityTable;
+    /// An RGB picture.
+    pub type Picture = crate::render::Canvas;
 
     /// Explains `image` [3,H,W] (as `dataset.image(i)` gives it) with the bank's
     /// model under U: the top `num_prototypical_channels` (or `k`, default 4)
@@ -94,7 +148,7 @@ pub mod api {
     /// Its name (ImageNet's for 1000 classes, else the data set's).
     #[rhai_fn(pure, get = "name")]
     pub fn name(e: &mut Explanation) -> String {
-        class_names(&e.bank).get(e.explanation.class as usize).cloned().unwrap_or_default()
+        e.class_name()
     }
 
     /// Its softmax probability.
@@ -136,12 +190,7 @@ pub mod api {
     /// Draws the explanation figure (k rows of 1 + m boxed tiles) to a .jpg/.png.
     #[rhai_fn(pure, name = "save", return_raw)]
     pub fn save(e: &mut Explanation, path: &str) -> Result<(), Box<EvalAltResult>> {
-        let names = class_names(&e.bank);
-        let fig = e
-            .explanation
-            .figure(&e.input, &names, e.bank.dataset.dataset.as_ref(), &e.bank.model.0.preprocess(), e.gray)
-            .map_err(err)?;
-        fig.save(Path::new(path)).map_err(err)
+        e.figure().and_then(|fig| fig.save(Path::new(path))).map_err(err)
     }
 
     /// Saves channel `channel`'s top-m prototypes under U, each boxed at the
@@ -159,6 +208,24 @@ pub mod api {
         path: &str,
         opts: Map,
     ) -> Result<(), Box<EvalAltResult>> {
+        let grid = prototype_grid(bank, d, channel, m, opts)?;
+        grid.canvas().and_then(|c| c.save(Path::new(path))).map_err(err)
+    }
+
+    /// Channel `channel`'s top-m prototypes under U, each boxed at the channel's
+    /// peak, as a value: `.save(path)` writes it, a notebook shows it inline.
+    ///
+    /// ```rhai
+    /// let grid = prototype_grid(bank, d, 17, 5, #{});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn prototype_grid(
+        bank: BankHandle,
+        d: DisentanglerHandle,
+        channel: INT,
+        m: INT,
+        opts: Map,
+    ) -> Result<PrototypeGrid, Box<EvalAltResult>> {
         let loader = bank.loader();
         let tiles = {
             let mut memo = bank.memo.borrow_mut();
@@ -180,7 +247,66 @@ pub mod api {
                 == 0.0;
         let stage = if untrained { "before training (U = I)" } else { "after training" };
         let title = format!("channel {channel}: top {m} prototypes, {stage}, {} U", d.0.borrow().kind());
-        crate::render::prototype_grid(&title, &tiles).and_then(|c| c.save(Path::new(path))).map_err(err)
+        Ok(crate::render::PrototypeGrid { title, tiles })
+    }
+
+    /// Several channels' prototype grids as one value (one picture, a row per channel).
+    ///
+    /// ```rhai
+    /// let grids = prototype_grids(bank, d, [3, 17], 5, #{});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn prototype_grids(
+        bank: BankHandle,
+        d: DisentanglerHandle,
+        channels: Array,
+        m: INT,
+        opts: Map,
+    ) -> Result<PrototypeGrids, Box<EvalAltResult>> {
+        let mut grids = Vec::new();
+        for c in channels {
+            let c = c.as_int().map_err(|t| format!("prototype_grids: channels must be ints, got a {t}"))?;
+            grids.push(prototype_grid(bank.clone(), d.clone(), c, m, opts.clone())?);
+        }
+        Ok(crate::render::PrototypeGrids(grids))
+    }
+
+    /// Writes the grid to a .jpg/.png.
+    #[rhai_fn(pure, name = "save", return_raw)]
+    pub fn save_grid(g: &mut PrototypeGrid, path: &str) -> Result<(), Box<EvalAltResult>> {
+        g.canvas().and_then(|c| c.save(Path::new(path))).map_err(err)
+    }
+
+    /// Writes the grids, one under the other, to a .jpg/.png.
+    #[rhai_fn(pure, name = "save", return_raw)]
+    pub fn save_grids(g: &mut PrototypeGrids, path: &str) -> Result<(), Box<EvalAltResult>> {
+        g.canvas().and_then(|c| c.save(Path::new(path))).map_err(err)
+    }
+
+    /// Image i of a data set as the network sees it (resized and cropped, not
+    /// normalised), as a picture: `.save(path)` writes it, a notebook shows it.
+    ///
+    /// ```rhai
+    /// let p = picture(val, 0);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn picture(dataset: DatasetHandle, i: INT) -> Result<Picture, Box<EvalAltResult>> {
+        let i = usize::try_from(i).map_err(|_| format!("picture: index {i} is negative"))?;
+        let img = dataset.dataset.image(i).map_err(err)?;
+        crate::data::transform::cropped_rgb(&img, &dataset.preprocess).map(Picture::from_image).map_err(err)
+    }
+
+    /// Writes the picture to a .jpg/.png.
+    #[rhai_fn(pure, name = "save", return_raw)]
+    pub fn save_picture(p: &mut Picture, path: &str) -> Result<(), Box<EvalAltResult>> {
+        p.save(Path::new(path)).map_err(err)
+    }
+
+    /// `Picture(64×64)`
+    #[rhai_fn(pure, name = "to_string", name = "to_debug")]
+    pub fn describe_picture(p: &mut Picture) -> String {
+        let (w, h) = p.size();
+        format!("Picture({w}×{h})")
     }
 
     /// Argmax purity of every channel's top-m prototypes under U: [C·m], channel-major.
@@ -201,22 +327,7 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn plot_purity(history: Map, title: &str, path: &str) -> Result<(), Box<EvalAltResult>> {
-        let series = |key: &str| -> Result<Vec<(usize, f64)>, Box<EvalAltResult>> {
-            let arr = history
-                .get(key)
-                .and_then(|v| v.clone().try_cast::<Array>())
-                .ok_or(format!("plot_purity: history.{key} missing"))?;
-            arr.iter()
-                .map(|p| {
-                    let p = p.clone().try_cast::<Array>().ok_or("plot_purity: entries must be [m, purity]")?;
-                    match (p.first().and_then(|x| x.as_int().ok()), p.get(1).and_then(|x| x.as_float().ok())) {
-                        (Some(m), Some(v)) => Ok((m as usize, v)),
-                        _ => Err("plot_purity: entries must be [m, purity]".into()),
-                    }
-                })
-                .collect()
-        };
-        let h = crate::disentangle::History { steps: series("steps")?, epochs: series("epochs")? };
+        let h = history_of(&history, "plot_purity")?;
         crate::render::purity_curve(&h, &format!("Average purity over training ({title})"), Path::new(path))
             .map_err(err)
     }
@@ -229,9 +340,82 @@ pub mod api {
         title: &str,
         path: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        let v = |t: &Tensor| Vec::<f64>::try_from(t.0.f_to_kind(tch::Kind::Double).and_then(|x| x.f_reshape([-1]))?);
-        let (b, a) = (v(&before).map_err(err)?, v(&after).map_err(err)?);
-        crate::render::purity_histogram(&b, &a, title, Path::new(path)).map_err(err)
+        crate::render::purity_histogram(&values(&before)?, &values(&after)?, title, Path::new(path)).map_err(err)
+    }
+
+    /// Training's purity as one value: the curve over training (`history` as
+    /// `train_disentangler` returns it) above the before/after histogram of
+    /// per-prototype purities; `.save(path)` writes it, a notebook shows it inline.
+    ///
+    /// ```rhai
+    /// let plot = purity_plot(history, before, after, "orthogonal");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn purity_plot(
+        history: Map,
+        before: Tensor,
+        after: Tensor,
+        title: &str,
+    ) -> Result<PurityPlot, Box<EvalAltResult>> {
+        Ok(crate::render::PurityPlot {
+            title: title.to_string(),
+            history: history_of(&history, "purity_plot")?,
+            before: values(&before)?,
+            after: values(&after)?,
+        })
+    }
+
+    /// Writes the curve above the histogram to a .png.
+    #[rhai_fn(pure, name = "save", return_raw)]
+    pub fn save_plot(p: &mut PurityPlot, path: &str) -> Result<(), Box<EvalAltResult>> {
+        p.canvas().and_then(|c| c.save(Path::new(path))).map_err(err)
+    }
+
+    /// Per-prototype purities before and after training (as `prototype_purities`
+    /// gives them) as a table of mean, median, percentiles, min and max; a notebook
+    /// shows it as HTML, `print` as text.
+    ///
+    /// ```rhai
+    /// let table = purity_table(before, after, "top-5 prototypes");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn purity_table(before: Tensor, after: Tensor, caption: &str) -> Result<PurityTable, Box<EvalAltResult>> {
+        Ok(crate::render::PurityTable::new(caption, values(&before)?, values(&after)?))
+    }
+
+    /// The mean purity before training.
+    #[rhai_fn(pure, get = "mean_before")]
+    pub fn mean_before(t: &mut PurityTable) -> FLOAT {
+        t.rows()[0].before
+    }
+
+    /// The mean purity after training.
+    #[rhai_fn(pure, get = "mean_after")]
+    pub fn mean_after(t: &mut PurityTable) -> FLOAT {
+        t.rows()[0].after
+    }
+
+    /// The table as aligned text.
+    #[rhai_fn(pure, name = "to_string", name = "to_debug")]
+    pub fn describe_table(t: &mut PurityTable) -> String {
+        t.text()
+    }
+
+    /// `channel 17: top 5 prototypes, after training, orthogonal U: #12 Dress, …`
+    #[rhai_fn(pure, name = "to_string", name = "to_debug")]
+    pub fn describe_grid(g: &mut PrototypeGrid) -> String {
+        g.summary()
+    }
+
+    #[rhai_fn(pure, name = "to_string", name = "to_debug")]
+    pub fn describe_grids(g: &mut PrototypeGrids) -> String {
+        g.summary()
+    }
+
+    /// `purity (orthogonal): before 0.1234; at each step m=3: …; after 0.2345`
+    #[rhai_fn(pure, name = "to_string", name = "to_debug")]
+    pub fn describe_plot(p: &mut PurityPlot) -> String {
+        p.summary()
     }
 
     /// `Explanation(espresso, channels [12, 7, 3, 40])`

@@ -8,7 +8,9 @@
 //! - [`math`]: rotation, activations, prototypes, purity, head, explaining channels;
 //! - [`train`]: `Disentangler` and `Adam` handles, schedules;
 //! - [`network`]: `Model`, `Dataset` and `Bank` handles: loading, prediction,
-//!   extraction.
+//!   extraction;
+//! - [`explain`]: explanations, prototype grids, purity plots and tables;
+//! - [`session`]: one engine and scope across many runs (notebook cells).
 //!
 //! Library errors become Rhai runtime errors; the engine attaches the script's line
 //! and column, and [`ScriptError`] prints them as `file:line:col: message`.
@@ -19,10 +21,14 @@ pub mod error;
 pub mod explain;
 pub mod math;
 pub mod network;
+pub mod session;
 pub mod tensor;
 pub mod train;
 
 pub use error::ScriptError;
+pub use explain::ExplanationHandle;
+pub use network::{BankHandle, DatasetHandle, ModelHandle};
+pub use session::{ScriptValue, Session};
 pub use tensor::ScriptTensor;
 pub use train::{AdamHandle, DisentanglerHandle};
 
