@@ -29,6 +29,7 @@ use crate::check;
 use crate::error::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
 /// Which parametrisation of U to use (`matrix.type` in the reference's config).
@@ -93,10 +94,22 @@ pub fn invertible_matrix(a_raw: &Tensor) -> Result<Tensor> {
 }
 
 /// The learned change of basis: a parametrisation and its raw matrix A [C,C] f32.
+///
+/// U and U⁻¹ are computed once per value of A and kept (an f64 exponential at
+/// C = 1280 takes about a second on a CPU; explanations and grids ask for U
+/// often); any change to A through the optimiser drops them.
 #[derive(Debug)]
 pub struct Disentangler {
     kind: MatrixKind,
     a_raw: Tensor,
+    cache: Mutex<Cached>,
+}
+
+/// U and U⁻¹ of the current A, once computed.
+#[derive(Debug, Default)]
+struct Cached {
+    matrix: Option<Tensor>,
+    inverse: Option<Tensor>,
 }
 
 /// A copy of `t` with its own storage.
@@ -113,7 +126,7 @@ impl Disentangler {
             return Err(Error::invalid("channels", format!("{channels}; must be at least 1")));
         }
         let a_raw = Tensor::f_zeros([channels, channels], (Kind::Float, device))?;
-        Ok(Disentangler { kind, a_raw })
+        Ok(Disentangler::new(kind, a_raw))
     }
 
     /// From a raw matrix A [C,C] float (for example a saved `A_raw`); copied, as f32.
@@ -122,7 +135,25 @@ impl Disentangler {
         check::float(a_raw, "a_raw")?;
         check::finite(a_raw, "a_raw")?;
         let a_raw = deep_copy(&a_raw.f_detach()?.f_to_kind(Kind::Float)?)?;
-        Ok(Disentangler { kind, a_raw })
+        Ok(Disentangler::new(kind, a_raw))
+    }
+
+    fn new(kind: MatrixKind, a_raw: Tensor) -> Self {
+        Disentangler { kind, a_raw, cache: Mutex::new(Cached::default()) }
+    }
+
+    /// The kept value of `pick`, or `compute`'s, kept.
+    fn cached(&self, pick: fn(&mut Cached) -> &mut Option<Tensor>, compute: impl Fn() -> Result<Tensor>) -> Result<Tensor> {
+        if let Ok(mut c) = self.cache.lock() {
+            if let Some(t) = pick(&mut c) {
+                return Ok(t.shallow_clone());
+            }
+        }
+        let t = compute()?;
+        if let Ok(mut c) = self.cache.lock() {
+            *pick(&mut c) = Some(t.shallow_clone());
+        }
+        Ok(t)
     }
 
     /// The parametrisation.
@@ -158,26 +189,33 @@ impl Disentangler {
     /// training loss keeps the f32 exponential of the reference (speed; its
     /// gradient direction is unaffected).
     pub fn matrix(&self) -> Result<Tensor> {
-        Ok(self.kind.matrix(&self.a_raw.f_to_kind(Kind::Double)?)?.f_to_kind(Kind::Float)?)
+        self.cached(
+            |c| &mut c.matrix,
+            || Ok(self.kind.matrix(&self.a_raw.f_to_kind(Kind::Double)?)?.f_to_kind(Kind::Float)?),
+        )
     }
 
     /// U⁻¹ [C,C] f32, in closed form: Uᵀ (orthogonal) or exp(−A) (invertible), in f64.
     pub fn inverse(&self) -> Result<Tensor> {
         match self.kind {
             MatrixKind::Orthogonal => Ok(self.matrix()?.f_tr()?),
-            MatrixKind::Invertible => {
-                Ok(self.a_raw.f_to_kind(Kind::Double)?.f_neg()?.f_linalg_matrix_exp()?.f_to_kind(Kind::Float)?)
-            }
+            MatrixKind::Invertible => self.cached(
+                |c| &mut c.inverse,
+                || Ok(self.a_raw.f_to_kind(Kind::Double)?.f_neg()?.f_linalg_matrix_exp()?.f_to_kind(Kind::Float)?),
+            ),
         }
     }
 
     /// Moves A to `device`.
     pub fn to_device(&self, device: Device) -> Result<Self> {
-        Ok(Disentangler { kind: self.kind, a_raw: self.a_raw.f_to_device(device)? })
+        Ok(Disentangler::new(self.kind, self.a_raw.f_to_device(device)?))
     }
 
     /// Mutable A, for optimisers: callers must keep it [C,C] f32.
     pub(crate) fn a_raw_mut(&mut self) -> &mut Tensor {
+        if let Ok(mut c) = self.cache.lock() {
+            *c = Cached::default();
+        }
         &mut self.a_raw
     }
 }

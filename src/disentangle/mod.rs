@@ -12,6 +12,6 @@ pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
-pub use objective::{purity_loss, purity_step, purity_step_with, Gradient};
+pub use objective::{purity_loss, purity_step, purity_step_gathered, purity_step_with, Gradient};
 pub use schedule::{Schedule, ScheduleKind};
 pub use trainer::{prototype_purities, prototype_purity, train, History, TrainConfig};

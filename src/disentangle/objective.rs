@@ -69,51 +69,83 @@ pub fn purity_step_with(
     features: &Tensor,
     channels: &Tensor,
 ) -> Result<f64> {
-    if features.device() != d.device() {
-        return Err(Error::Device { what: "purity_step(features)".into(), a: features.device(), b: d.device() });
+    let rows = Tensor::f_arange(features.size().first().copied().unwrap_or(0), (Kind::Int64, features.device()))?;
+    purity_step_gathered(how, d, opt, features, &rows, channels)
+}
+
+/// Bytes of gathered maps one chunk of a step may hold (pairs are processed in
+/// chunks this size, their gradients summed, so a 4096-pair batch at C = 1280
+/// needs 256 MiB, not 1 GiB).
+const CHUNK_BYTES: i64 = 256 << 20;
+
+/// One optimiser step on pairs (maps[`rows`[i]], `channels`[i]): `maps`
+/// [N,C,H,W] (each prototype image once), `rows` and `channels` [B] int64. The
+/// same step as [`purity_step_with`] on the gathered features, without gathering
+/// all B maps at once.
+pub fn purity_step_gathered(
+    how: Gradient,
+    d: &mut Disentangler,
+    opt: &mut Adam,
+    maps: &Tensor,
+    rows: &Tensor,
+    channels: &Tensor,
+) -> Result<f64> {
+    if maps.device() != d.device() {
+        return Err(Error::Device { what: "purity_step(features)".into(), a: maps.device(), b: d.device() });
     }
-    let features = features.f_detach()?;
-    let fast = match how {
-        Gradient::Fast => fast_loss_and_gradient(d, &features, channels)?,
-        Gradient::Autograd => None,
-    };
-    let (value, grad) = match fast {
-        Some(found) => found,
-        None => {
-            let a = d.a_raw().f_detach()?.f_set_requires_grad(true)?;
-            let loss = purity_loss(d.kind(), &a, &features, channels)?;
-            loss.f_backward()?;
-            (loss.f_double_value(&[])?, a.f_grad()?)
-        }
-    };
-    if !grad.defined() {
+    crate::check::dims(maps, "features", 4, "[B,C,H,W]")?;
+    let b = rows.size().first().copied().unwrap_or(0);
+    if b == 0 {
+        return Err(Error::invalid("purity_step", "no gradient reached A (empty batch?)"));
+    }
+    let s = maps.size();
+    let chunk = (CHUNK_BYTES / (s[1] * s[2] * s[3] * 4).max(1)).clamp(1, b);
+    let maps = maps.f_detach()?;
+
+    // U, as a leaf for the cheap part of the graph (purity), and the graph from
+    // A to U where autograd is asked for (or the fast path cannot converge).
+    let a = d.a_raw().f_detach()?.f_set_requires_grad(how == Gradient::Autograd)?;
+    let u_graph = d.kind().matrix(&a)?;
+    let leaf = u_graph.f_detach()?.f_set_requires_grad(true)?;
+    let mut value = 0.0;
+    for start in (0..b).step_by(chunk as usize) {
+        let n = chunk.min(b - start);
+        let features = maps.f_index_select(0, &rows.f_narrow(0, start, n)?)?;
+        let channels = channels.f_narrow(0, start, n)?;
+        let purity = match (how, d.kind()) {
+            (Gradient::Fast, MatrixKind::Orthogonal) => purity_argmax_orthogonal(&features, &leaf, &channels)?,
+            _ => purity_argmax_under(&features, &leaf, &channels)?,
+        };
+        // One chunk: −mean exactly as the reference computes it.
+        let loss = if n == b {
+            purity.f_mean(Kind::Float)?.f_neg()?
+        } else {
+            purity.f_sum(Kind::Float)?.f_mul_scalar(-1.0 / b as f64)?
+        };
+        loss.f_backward()?;
+        value += loss.f_double_value(&[])?;
+    }
+    let g = leaf.f_grad()?;
+    if !g.defined() {
         return Err(Error::invalid("purity_step", "no gradient reached A (empty batch?)"));
     }
     if !value.is_finite() {
         return Err(Error::NonFinite { what: "purity loss".into() });
     }
+    let fast = match how {
+        Gradient::Fast => super::gradient::raw_gradient(d.kind(), d.a_raw(), &u_graph, &g)?,
+        Gradient::Autograd => None,
+    };
+    let grad = match fast {
+        Some(grad) => grad,
+        None => {
+            // Autograd from A to U, fed the gradient at U: dL/dU·dU/dA.
+            let a = if a.requires_grad() { a } else { d.a_raw().f_detach()?.f_set_requires_grad(true)? };
+            let u_graph = if u_graph.requires_grad() { u_graph } else { d.kind().matrix(&a)? };
+            u_graph.f_mul(&g)?.f_sum(Kind::Float)?.f_backward()?;
+            a.f_grad()?
+        }
+    };
     opt.update(d.a_raw_mut(), &grad)?;
     Ok(value)
-}
-
-/// The loss and its gradient in A by [`super::gradient::raw_gradient`]; `None`
-/// where its series does not converge.
-fn fast_loss_and_gradient(d: &Disentangler, features: &Tensor, channels: &Tensor) -> Result<Option<(f64, Tensor)>> {
-    let u = {
-        let _guard = tch::no_grad_guard();
-        d.kind().matrix(&d.a_raw().f_detach()?)?
-    };
-    let leaf = u.f_detach()?.f_set_requires_grad(true)?;
-    let purity = match d.kind() {
-        MatrixKind::Orthogonal => purity_argmax_orthogonal(features, &leaf, channels)?,
-        MatrixKind::Invertible => purity_argmax_under(features, &leaf, channels)?,
-    };
-    let loss = purity.f_mean(Kind::Float)?.f_neg()?;
-    loss.f_backward()?;
-    let g = leaf.f_grad()?;
-    if !g.defined() {
-        return Ok(None);
-    }
-    let value = loss.f_double_value(&[])?;
-    Ok(super::gradient::raw_gradient(d.kind(), d.a_raw(), &u, &g)?.map(|grad| (value, grad)))
 }

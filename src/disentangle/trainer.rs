@@ -10,7 +10,7 @@
 //! The prototypes' full feature maps come from a [`FeatureMemo`]: computed once,
 //! and never again while they stay prototypes and fit the memo's bound.
 //! Shuffling uses the configured seed, so a run is reproducible.
-use super::{purity_step_with, Adam, AdamConfig, Disentangler, Gradient, Schedule};
+use super::{purity_step_gathered, Adam, AdamConfig, Disentangler, Gradient, Schedule};
 use crate::data::Loader;
 use crate::features::{Bank, BankError, FeatureMemo};
 use crate::model::Network;
@@ -51,9 +51,16 @@ fn pairs(protos: &Tensor) -> crate::Result<(Tensor, Tensor)> {
     Ok((images, channels))
 }
 
-/// Feature maps of every image in `images` [P] int64 (repeats allowed), in that
-/// order, from the memo: [P,C,h,w] on the network's device.
-fn maps_for(images: &Tensor, net: &Network, loader: &Loader, memo: &mut FeatureMemo) -> Result<Tensor, BankError> {
+/// Feature maps of the distinct images in `images` [P] int64 (repeats allowed),
+/// from the memo, [N,C,h,w] on the network's device, and for each entry of
+/// `images` its row in them, [P] int64 on that device. Each map is held once,
+/// however many channels share the image.
+fn maps_for(
+    images: &Tensor,
+    net: &Network,
+    loader: &Loader,
+    memo: &mut FeatureMemo,
+) -> Result<(Tensor, Tensor), BankError> {
     let list = Vec::<i64>::try_from(images)?;
     let mut unique: Vec<usize> = list.iter().map(|&i| i as usize).collect();
     unique.sort_unstable();
@@ -61,8 +68,12 @@ fn maps_for(images: &Tensor, net: &Network, loader: &Loader, memo: &mut FeatureM
     let maps = memo.maps(net, loader, &unique)?;
     let position: Vec<i64> =
         list.iter().map(|&i| unique.binary_search(&(i as usize)).map_or(0, |p| p as i64)).collect();
-    Ok(maps.f_index_select(0, &Tensor::f_from_slice(&position)?.f_to_device(maps.device())?)?)
+    let rows = Tensor::f_from_slice(&position)?.f_to_device(maps.device())?;
+    Ok((maps, rows))
 }
+
+/// Pairs per chunk when measuring purity of many prototypes at once.
+const PURITY_CHUNK: i64 = 1024;
 
 /// Argmax purity of each of the top-`m` prototypes of every channel under `d`'s
 /// U: [C·m] f32, channel-major (channel k's prototypes at k·m … k·m + m − 1).
@@ -76,10 +87,25 @@ pub fn prototype_purities(
 ) -> Result<Tensor, BankError> {
     let u = d.matrix()?;
     let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m)?)?;
-    let maps = maps_for(&images, net, loader, memo)?;
+    let (maps, rows) = maps_for(&images, net, loader, memo)?;
     let _guard = tch::no_grad_guard();
     let u = u.f_to_device(maps.device())?;
-    Ok(crate::prototypes::purity_argmax_under(&maps, &u, &channels.f_to_device(maps.device())?)?)
+    Ok(purities_of(&maps, &rows, &u, &channels.f_to_device(maps.device())?)?)
+}
+
+/// Argmax purity under `u` of the pairs (maps[rows[i]], channels[i]), in chunks.
+fn purities_of(maps: &Tensor, rows: &Tensor, u: &Tensor, channels: &Tensor) -> crate::Result<Tensor> {
+    let p = rows.size()[0];
+    let mut parts = Vec::new();
+    for start in (0..p).step_by(PURITY_CHUNK as usize) {
+        let n = PURITY_CHUNK.min(p - start);
+        let features = maps.f_index_select(0, &rows.f_narrow(0, start, n)?)?;
+        parts.push(crate::prototypes::purity_argmax_under(&features, u, &channels.f_narrow(0, start, n)?)?);
+    }
+    if parts.is_empty() {
+        return Ok(Tensor::f_zeros([0], (tch::Kind::Float, maps.device()))?);
+    }
+    Ok(Tensor::f_cat(&parts, 0)?)
 }
 
 /// Mean argmax purity of the top-`m` prototypes of every channel under `d`'s U.
@@ -138,12 +164,12 @@ pub fn train(
     for (step, m) in config.schedule.values().into_iter().enumerate() {
         let u = d.matrix()?;
         let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m as i64)?)?;
-        let maps = maps_for(&images, net, loader, memo)?;
+        let (maps, rows) = maps_for(&images, net, loader, memo)?;
         let channels = channels.f_to_device(maps.device())?;
         let selected = {
             let _guard = tch::no_grad_guard();
             let u = u.f_to_device(maps.device())?;
-            crate::prototypes::purity_argmax_under(&maps, &u, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?
+            purities_of(&maps, &rows, &u, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?
         };
         history.steps.push((m, selected));
         let n = images.size()[0] as usize;
@@ -158,11 +184,12 @@ pub fn train(
             let mut total = 0.0;
             for b in 0..batches {
                 let idx = order.f_narrow(0, (b * batch) as i64, (batch.min(n - b * batch)) as i64)?;
-                let loss = purity_step_with(
+                let loss = purity_step_gathered(
                     config.gradient,
                     d,
                     &mut adam,
-                    &maps.f_index_select(0, &idx)?,
+                    &maps,
+                    &rows.f_index_select(0, &idx)?,
                     &channels.f_index_select(0, &idx)?,
                 )?;
                 total += -loss;
