@@ -32,6 +32,7 @@ pub mod error;
 pub mod explain;
 pub mod features;
 pub mod io;
+pub mod memory;
 pub mod model;
 #[cfg(feature = "notebook")]
 pub mod notebook;

@@ -11,10 +11,12 @@
 pub mod bank;
 pub mod head_fit;
 pub mod memo;
+pub mod pass;
 
 pub use bank::{extract, extract_into, Bank, BankError, ExtractOptions, ExtractReport};
 pub use head_fit::{fit_head, FittedHead};
 pub use memo::FeatureMemo;
+pub use pass::{forward_pass, PassReport};
 
 use crate::check;
 use crate::error::Result;

@@ -15,6 +15,7 @@
 //! Library errors become Rhai runtime errors; the engine attaches the script's line
 //! and column, and [`ScriptError`] prints them as `file:line:col: message`.
 pub mod args;
+pub mod bench;
 pub mod config;
 pub mod docs;
 pub mod error;
@@ -65,6 +66,7 @@ pub fn topics() -> Vec<(&'static str, Module)> {
         ("Networks, data sets and feature banks", rhai::exported_module!(network::api)),
         ("Configs", rhai::exported_module!(config::api)),
         ("Explanations and figures", rhai::exported_module!(explain::api)),
+        ("Measuring a run", rhai::exported_module!(bench::api)),
     ]
 }
 

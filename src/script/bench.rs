@@ -1,0 +1,53 @@
+//! Script bindings for measuring a run: the backbone-pass floor, peak memory and
+//! the bank's footprint, as `scripts/bench.rhai` reports them. Time itself is
+//! Rhai's own `timestamp()` and `.elapsed`.
+use super::network::{BankHandle as Bank, DatasetHandle as Dataset, ModelHandle as Model};
+use rhai::plugin::*;
+use rhai::{Map, FLOAT, INT};
+
+#[export_module]
+pub mod api {
+    /// One plain backbone pass over the data set, keeping nothing (the floor an
+    /// EPIC run is measured against): `#{ images, batches, seconds }`. `opts`
+    /// takes `batch_size` and `quiet`, like `extract`.
+    ///
+    /// ```rhai
+    /// let floor = forward_pass(model, train, cfg.dataloader).seconds;
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn forward_pass(model: Model, dataset: Dataset, opts: Map) -> Result<Map, Box<EvalAltResult>> {
+        let batch = crate::script::map_int(&opts, &["batch_size"], 64)?.max(1) as usize;
+        let quiet = opts.get("quiet").and_then(|q| q.as_bool().ok()).unwrap_or(false);
+        let r = crate::features::forward_pass(&model.0, dataset.dataset.clone(), batch, quiet)
+            .map_err(|e| e.to_string())?;
+        let mut out = Map::new();
+        out.insert("images".into(), (r.images as INT).into());
+        out.insert("batches".into(), (r.batches as INT).into());
+        out.insert("seconds".into(), (r.seconds as FLOAT).into());
+        Ok(out)
+    }
+
+    /// Peak resident memory of this process so far, in MiB (0 where unknown).
+    pub fn peak_rss_mib() -> FLOAT {
+        crate::memory::peak_rss_bytes().map_or(0.0, |b| b as FLOAT / (1024.0 * 1024.0))
+    }
+
+    /// Bytes the bank holds per image: C f32 sums, label, prediction, validity.
+    #[rhai_fn(pure)]
+    pub fn bytes_per_image(b: &mut Bank) -> INT {
+        b.bank.bytes_per_image() as INT
+    }
+
+    /// Maps held by the bank's prototype memo, and its hits and misses (backbone
+    /// recomputations): `#{ maps, bytes, hits, misses }`.
+    #[rhai_fn(pure)]
+    pub fn memo_stats(b: &mut Bank) -> Map {
+        let memo = b.memo.borrow();
+        let mut out = Map::new();
+        out.insert("maps".into(), (memo.len() as INT).into());
+        out.insert("bytes".into(), (memo.bytes() as INT).into());
+        out.insert("hits".into(), (memo.hits as INT).into());
+        out.insert("misses".into(), (memo.misses as INT).into());
+        out
+    }
+}
