@@ -25,6 +25,10 @@ pub enum Error {
     #[error("{what}: index {index} is out of range 0..{bound}; {}", in_range_hint(*.bound))]
     OutOfRange { what: String, index: i64, bound: i64 },
 
+    /// Ctrl-C stopped a long operation at a safe point.
+    #[error("interrupted during {what}; {resume}")]
+    Interrupted { what: String, resume: String },
+
     /// A value that must be finite is NaN or infinite.
     #[error("{what}: contains NaN or infinite values; check the features or the matrix that produced them")]
     NonFinite { what: String },

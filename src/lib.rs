@@ -31,6 +31,7 @@ pub mod disentangle;
 pub mod error;
 pub mod explain;
 pub mod features;
+pub mod interrupt;
 pub mod io;
 pub mod memory;
 pub mod model;

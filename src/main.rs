@@ -122,11 +122,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = epic::script::args::parse_args(&args).map_err(anyhow::Error::msg)?;
             let device = epic::device::parse_device(&device).context("--device")?;
             let options = epic::script::HostOptions { device, overrides, lib_dirs: lib };
+            epic::interrupt::install();
             match epic::script::run_file(&script, args, &options) {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
                     eprintln!("error: {e}");
-                    Ok(ExitCode::from(1))
+                    // 130: stopped by Ctrl-C, as shells report it.
+                    Ok(ExitCode::from(if epic::interrupt::requested() { 130 } else { 1 }))
                 }
             }
         }

@@ -86,3 +86,105 @@ fn killed_extractions_resume_to_the_same_bank() {
     }
     assert_eq!(identical, 5, "{identical}/5 resumed banks identical");
 }
+
+/// Training on a small bank of the real Lite0: 3 schedule steps, 2 Adam steps each.
+const TRAIN: &str = r#"
+let model = load_model(#{ name: "efficientnet_lite0", resize: 64, crop: 64 });
+let train = fashion_mnist("train", 4, model);
+let bank = extract(model, train, #{ batch_size: 8, quiet: true });
+let d = disentangler("orthogonal", model.channels());
+let cfg = #{
+    seed: 3, output_path: args.out, quiet: true,
+    prototypes: #{ scheduler: #{ type: "lin", num_prototypes_start: 4, num_prototypes_end: 2, num_steps: 3 } },
+    training: #{ num_epochs_per_prototypes: 2, batch_size: 8192, lr: 0.01 },
+};
+let history = train_disentangler(bank, d, cfg);
+save_disentangler(d, args.out);
+save_json(history, `${args.out}/history.json`);
+"#;
+
+fn train_run(dir: &Path, out: &Path) -> Command {
+    let mut c = Command::new(epic_bin());
+    c.arg("run")
+        .arg(dir.join("train.rhai"))
+        .arg(format!("out={}", out.display()))
+        .args(["--device", "cpu"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Steps done in the checkpoint under `out`, if it exists and reads.
+fn steps_done(out: &Path) -> Option<i64> {
+    let t = epic::io::load_tensors(&out.join(".epic/train_checkpoint.safetensors")).ok()?;
+    t.into_iter().find(|(k, _)| k == "state").map(|(_, s)| s.int64_value(&[0]))
+}
+
+fn wait_until(child: &mut std::process::Child, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() && start.elapsed() < Duration::from_secs(300) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn killed_or_interrupted_training_resumes_to_the_same_u() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("train.rhai"), TRAIN).unwrap();
+    let whole = tmp.path().join("whole");
+    let o = train_run(tmp.path(), &whole).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(steps_done(&whole), Some(3));
+    let read = |dir: &Path| {
+        (std::fs::read(dir.join("orthogonal.pt")).unwrap(), std::fs::read(dir.join("history.json")).unwrap())
+    };
+    let want = read(&whole);
+
+    // SIGKILL after the first and the second checkpoint, and once mid-step.
+    let mut identical = 0;
+    for (i, after) in [1i64, 2, 0].into_iter().enumerate() {
+        let out = tmp.path().join(format!("killed_{i}"));
+        let mut child = train_run(tmp.path(), &out).spawn().unwrap();
+        if after > 0 {
+            wait_until(&mut child, || steps_done(&out).is_some_and(|s| s >= after));
+        } else {
+            wait_until(&mut child, || steps_done(&out).is_some());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        child.kill().ok();
+        child.wait().unwrap();
+        let kept = steps_done(&out).unwrap_or(0);
+        let o = train_run(tmp.path(), &out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        eprintln!("kill {i}: checkpoint after step {kept}");
+        if read(&out) == want {
+            identical += 1;
+        }
+    }
+    assert_eq!(identical, 3, "{identical}/3 resumed trainings identical");
+
+    // SIGINT: a clean stop, a message saying how to resume, exit 130; then resume.
+    let out = tmp.path().join("interrupted");
+    let mut child = train_run(tmp.path(), &out).spawn().unwrap();
+    wait_until(&mut child, || steps_done(&out).is_some());
+    let pid = child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.success() {
+        // The run finished before the signal landed: nothing to resume.
+        eprintln!("the run ended before SIGINT arrived");
+    } else {
+        assert_eq!(o.status.code(), Some(130), "{err}");
+        assert!(err.contains("interrupted during training") && err.contains("run the same command again"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.join("orthogonal.pt").exists(), "no U file from an interrupted run");
+    }
+    let o = train_run(tmp.path(), &out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(read(&out) == want, "the resumed run's U and history equal the uninterrupted run's");
+}

@@ -42,6 +42,7 @@ fn config(seed: u64) -> TrainConfig {
         adam: AdamConfig::new(1e-3, 1e-5).unwrap(),
         seed,
         gradient: Gradient::default(),
+        checkpoint: None,
         quiet: true,
     }
 }

@@ -72,6 +72,18 @@ impl Adam {
         [("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)]
     }
 
+    /// State restored from a checkpoint: `step` updates done and the two moments,
+    /// shaped like the parameter.
+    pub fn restore(config: AdamConfig, step: i64, exp_avg: Tensor, exp_avg_sq: Tensor) -> Result<Self> {
+        if exp_avg.size() != exp_avg_sq.size() || step < 0 {
+            return Err(Error::invalid(
+                "adam state",
+                format!("moments {:?} and {:?} at step {step} do not match", exp_avg.size(), exp_avg_sq.size()),
+            ));
+        }
+        Ok(Adam { config, step, exp_avg, exp_avg_sq })
+    }
+
     /// One update of `param` in place from its gradient `grad` (same shape), no autograd.
     pub fn update(&mut self, param: &mut Tensor, grad: &Tensor) -> Result<()> {
         if param.size() != grad.size() || param.size() != self.exp_avg.size() {

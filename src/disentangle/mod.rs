@@ -3,6 +3,7 @@
 //! how many prototypes per channel each step trains on ([`schedule`]), and the
 //! training loop over a feature bank ([`trainer`]).
 pub mod adam;
+pub mod checkpoint;
 pub mod gradient;
 pub mod matrix;
 pub mod objective;

@@ -10,12 +10,14 @@
 //! The prototypes' full feature maps come from a [`FeatureMemo`]: computed once,
 //! and never again while they stay prototypes and fit the memo's bound.
 //! Shuffling uses the configured seed, so a run is reproducible.
+use super::checkpoint::Checkpoint;
 use super::{purity_step_gathered, Adam, AdamConfig, Disentangler, Gradient, Schedule};
 use crate::data::Loader;
 use crate::features::{Bank, BankError, FeatureMemo};
 use crate::model::Network;
 use crate::progress::Progress;
-use tch::{Kind, Tensor};
+use std::path::PathBuf;
+use tch::{Device, Kind, Tensor};
 
 /// How to train (the reference config's `training` and `prototypes.scheduler`).
 #[derive(Debug, Clone)]
@@ -30,6 +32,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// How each Adam step gets its gradient (`training.gradient`).
     pub gradient: Gradient,
+    /// Where to keep a [`Checkpoint`] after each schedule step, and resume from
+    /// (`None`: no checkpoints).
+    pub checkpoint: Option<PathBuf>,
     pub quiet: bool,
 }
 
@@ -144,7 +149,45 @@ impl Shuffler {
     }
 }
 
+/// What is being trained, as a fingerprint: a checkpoint resumes only the
+/// training it was written by.
+fn fingerprint(d: &Disentangler, bank: &Bank, config: &TrainConfig) -> crate::Result<String> {
+    let mut h = crate::io::Fingerprint::new();
+    h.add_str("epic-train-v1");
+    h.add_str(d.kind().name());
+    let bytes = |t: &Tensor| -> crate::Result<Vec<u8>> {
+        let host = t.f_to_device(Device::Cpu)?.f_contiguous()?;
+        Ok(Vec::<u8>::try_from(host.f_view_dtype(Kind::Uint8)?.f_reshape([-1])?)?)
+    };
+    h.add_words(&bytes(d.a_raw())?);
+    // The bank: its shape, its labels and a sample of its sums (every image's
+    // total and up to 1024 whole rows), cheap at ImageNet scale.
+    let n = bank.len() as i64;
+    h.add_u64(n as u64);
+    h.add_u64(bank.channels() as u64);
+    h.add_words(&bytes(&bank.sums.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?);
+    let stride = (n / 1024).max(1);
+    h.add_words(&bytes(&bank.sums.f_slice(0, 0, n, stride)?)?);
+    h.add_words(&bytes(&bank.valid.f_to_kind(Kind::Uint8)?)?);
+    h.add_str(&format!(
+        "{:?} {} {} {:?} {} {}",
+        config.schedule.values(),
+        config.epochs_per_step,
+        config.batch_size,
+        config.adam,
+        config.seed,
+        config.gradient
+    ));
+    Ok(h.hex())
+}
+
 /// Trains `d` on `bank` through the schedule; returns the purity history.
+///
+/// With `config.checkpoint`, the state after each schedule step is saved there,
+/// and a run that finds a checkpoint of the same training resumes after its last
+/// step, with results bitwise identical to an uninterrupted run. Ctrl-C (see
+/// [`crate::interrupt`]) stops between Adam steps with an
+/// [`Error::Interrupted`](crate::Error::Interrupted) saying how to resume.
 pub fn train(
     d: &mut Disentangler,
     bank: &Bank,
@@ -157,11 +200,38 @@ pub fn train(
     if d.device() != net.device() {
         *d = d.to_device(net.device())?;
     }
+    let fp = match &config.checkpoint {
+        Some(_) => fingerprint(d, bank, config)?,
+        None => String::new(),
+    };
     let mut adam = Adam::new(d.a_raw(), config.adam)?;
     let mut shuffler = Shuffler(config.seed);
     let mut history = History::default();
+    let mut first = 0;
+    if let Some(path) = &config.checkpoint {
+        if let Some(ck) = Checkpoint::load(path, &fp)? {
+            let device = net.device();
+            *d = Disentangler::from_raw(d.kind(), &ck.a_raw.f_to_device(device)?)?;
+            adam = Adam::restore(
+                config.adam,
+                ck.adam_step,
+                ck.exp_avg.f_to_device(device)?,
+                ck.exp_avg_sq.f_to_device(device)?,
+            )?;
+            shuffler = Shuffler(ck.shuffler);
+            history = ck.history;
+            first = ck.steps_done.min(config.schedule.steps);
+            if !config.quiet {
+                eprintln!(
+                    "resuming training after step {first}/{} from {}",
+                    config.schedule.steps,
+                    path.display()
+                );
+            }
+        }
+    }
     let batch = config.batch_size.max(1);
-    for (step, m) in config.schedule.values().into_iter().enumerate() {
+    for (step, m) in config.schedule.values().into_iter().enumerate().skip(first) {
         let u = d.matrix()?;
         let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m as i64)?)?;
         let (maps, rows) = maps_for(&images, net, loader, memo)?;
@@ -183,6 +253,9 @@ pub fn train(
             let order = config_order(&mut shuffler, n, maps.device())?;
             let mut total = 0.0;
             for b in 0..batches {
+                if crate::interrupt::requested() {
+                    return Err(interrupted(step, config).into());
+                }
                 let idx = order.f_narrow(0, (b * batch) as i64, (batch.min(n - b * batch)) as i64)?;
                 let loss = purity_step_gathered(
                     config.gradient,
@@ -201,8 +274,36 @@ pub fn train(
             "purity {selected:.4} at selection, {:.4} after the last epoch",
             history.epochs.last().map_or(selected, |e| e.1)
         ));
+        if let Some(path) = &config.checkpoint {
+            let [(_, exp_avg), (_, exp_avg_sq)] = adam.moments();
+            Checkpoint {
+                fingerprint: fp.clone(),
+                steps_done: step + 1,
+                a_raw: d.a_raw_copy()?,
+                adam_step: adam.steps(),
+                exp_avg: exp_avg.shallow_clone(),
+                exp_avg_sq: exp_avg_sq.shallow_clone(),
+                shuffler: shuffler.0,
+                history: history.clone(),
+            }
+            .save(path)?;
+        }
     }
     Ok(history)
+}
+
+/// The error for a Ctrl-C during schedule step `step` (0-based).
+fn interrupted(step: usize, config: &TrainConfig) -> crate::Error {
+    let resume = match &config.checkpoint {
+        Some(path) if step > 0 => format!(
+            "{} holds the state after step {step}/{}; run the same command again to resume from there",
+            path.display(),
+            config.schedule.steps
+        ),
+        Some(_) => "no schedule step had completed; run the same command again to start training over".into(),
+        None => "this training keeps no checkpoint (set training.checkpoint); run again to start over".into(),
+    };
+    crate::Error::Interrupted { what: format!("training (step {}/{})", step + 1, config.schedule.steps), resume }
 }
 
 fn config_order(shuffler: &mut Shuffler, n: usize, device: tch::Device) -> crate::Result<Tensor> {

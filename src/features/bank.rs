@@ -236,6 +236,18 @@ pub fn extract_into(
             let mut map_hw = (0, 0);
             let mut done = start;
             while done < end {
+                if crate::interrupt::requested() {
+                    let resume = match &folder {
+                        Some(f) => format!(
+                            "{} of {} chunks are complete in {}; run the same command again to resume from there",
+                            chunks.iter().filter(|c| c.is_some()).count(),
+                            starts.len(),
+                            f.display()
+                        ),
+                        None => "no cache folder was given (dataloader.cache), so a new run starts over".into(),
+                    };
+                    return Err(crate::Error::Interrupted { what: "extraction".into(), resume }.into());
+                }
                 let batch = batches
                     .next()
                     .ok_or_else(|| crate::Error::invalid("extract", "the image loader stopped early"))??;

@@ -8,6 +8,7 @@ use rhai::Array;
 use rhai::{FLOAT, INT};
 use std::cell::RefCell;
 use std::fmt;
+use std::path::PathBuf;
 use std::rc::Rc;
 
 /// A script's handle on a [`Disentangler`]. Clones share it, so an `Adam` made from
@@ -321,6 +322,15 @@ pub fn train_config(cfg: &rhai::Map) -> Result<crate::disentangle::TrainConfig, 
         batch_size: int(&training, "training", "batch_size", 512)?.max(1) as usize,
         adam,
         seed: seed as u64,
+        checkpoint: match training.get("checkpoint") {
+            // Default: next to the run's other state, under output_path.
+            None => cfg.get("output_path").map(|o| PathBuf::from(o.to_string()).join(".epic/train_checkpoint.safetensors")),
+            Some(v) if v.is_unit() || v.as_bool() == Ok(false) => None,
+            Some(v) if v.as_bool() == Ok(true) => cfg
+                .get("output_path")
+                .map(|o| PathBuf::from(o.to_string()).join(".epic/train_checkpoint.safetensors")),
+            Some(v) => Some(PathBuf::from(v.to_string())),
+        },
         gradient: match training.get("gradient") {
             Some(g) => rt(g.to_string().parse())?,
             None => crate::disentangle::Gradient::default(),

@@ -1,0 +1,44 @@
+//! Ctrl-C (SIGINT) as a request to stop at the next safe point.
+//!
+//! `epic run` calls [`install`]; long loops (extraction, training) call
+//! [`requested`] between units of work and, when it is set, finish what keeps
+//! the run resumable (a complete cache chunk, a checkpoint of the last completed
+//! schedule step), then return [`Error::Interrupted`](crate::Error::Interrupted),
+//! whose message says how to resume. A second Ctrl-C exits at once (status 130).
+//! Library users who never call [`install`] keep the default behaviour.
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_sigint(_: libc::c_int) {
+    if REQUESTED.swap(true, Ordering::SeqCst) {
+        // Second Ctrl-C: leave now (async-signal-safe).
+        unsafe { libc::_exit(130) };
+    }
+    let msg = b"\nepic: interrupted; stopping at the next safe point (Ctrl-C again to quit now)\n";
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Routes SIGINT to [`requested`] (Unix; elsewhere nothing changes).
+pub fn install() {
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    }
+}
+
+/// Whether a stop was asked for.
+pub fn requested() -> bool {
+    REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Asks for a stop, as Ctrl-C does (for tests and embedding programs).
+pub fn request() {
+    REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Withdraws a request (after handling it, in long-lived processes).
+pub fn clear() {
+    REQUESTED.store(false, Ordering::SeqCst);
+}
