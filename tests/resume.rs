@@ -1,5 +1,7 @@
-//! A feature-bank pass killed with SIGKILL at five points resumes from its last
-//! complete chunk and ends with a bank bitwise identical to an uninterrupted one.
+//! A feature-bank pass killed with SIGKILL at five random points resumes from its
+//! last complete chunk and ends with a bank bitwise identical to an uninterrupted
+//! one; training killed (SIGKILL) or interrupted (SIGINT) resumes from its last
+//! completed schedule step to the same U and history.
 mod common;
 use common::*;
 use std::path::Path;
@@ -47,9 +49,23 @@ fn killed_extractions_resume_to_the_same_bank() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0 10 20", "60 images: 10 chunks of 6, 2 batches each");
     let want: std::collections::HashMap<_, _> = epic::io::load_tensors(&whole).unwrap().into_iter().collect();
 
-    // Kill after 1, 3, 5, 7 and 9 complete chunks (of 10).
+    // Kill after 5 random numbers of complete chunks (1 to 9 of 10); the seed is
+    // printed, and EPIC_KILL_SEED replays a run.
+    let seed: u64 = std::env::var("EPIC_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    let mut state = seed | 1;
+    let points: Vec<usize> = (0..5)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            1 + (state % 9) as usize
+        })
+        .collect();
+    eprintln!("EPIC_KILL_SEED={seed}: kill after {points:?} complete chunks");
     let mut identical = 0;
-    for (i, after) in [1usize, 3, 5, 7, 9].into_iter().enumerate() {
+    for (i, after) in points.into_iter().enumerate() {
         let cache = tmp.path().join(format!("cache_{i}"));
         let out = tmp.path().join(format!("out_{i}.safetensors"));
         let mut child = epic_run(tmp.path(), &cache, &out).spawn().unwrap();

@@ -140,12 +140,36 @@ pub struct ModelSpec {
     /// For `name = "torchscript"`: the TorchScript backbone file; `weights` then
     /// holds the head (`weight` [K,C] and `bias` [K], optionally under a prefix).
     pub backbone: Option<PathBuf>,
+    /// The backbone's compute dtype: `Float` (default), `Half` or `BFloat16`
+    /// (see [`Network::set_precision`]).
+    pub precision: tch::Kind,
+}
+
+/// A precision's name in configs (`f32`, `f16`, `bf16`) → its dtype.
+pub fn parse_precision(name: &str) -> Result<tch::Kind> {
+    match name {
+        "f32" | "float32" => Ok(tch::Kind::Float),
+        "f16" | "float16" | "half" => Ok(tch::Kind::Half),
+        "bf16" | "bfloat16" => Ok(tch::Kind::BFloat16),
+        other => Err(Error::Format {
+            path: "model.precision".into(),
+            why: format!("unknown precision {other:?}; use f32, f16 or bf16"),
+        }),
+    }
 }
 
 impl ModelSpec {
     /// `name` with its default weights, 1000 classes, on `device`.
     pub fn new(name: &str, device: tch::Device) -> Self {
-        ModelSpec { name: name.into(), weights: None, num_classes: 1000, device, sizes: None, backbone: None }
+        ModelSpec {
+            name: name.into(),
+            weights: None,
+            num_classes: 1000,
+            device,
+            sizes: None,
+            backbone: None,
+            precision: tch::Kind::Float,
+        }
     }
 }
 
@@ -169,6 +193,9 @@ pub fn load(spec: &ModelSpec) -> Result<Network> {
     net.load_weights(&weights)?;
     if let Some((resize, crop)) = spec.sizes {
         net.set_sizes(resize, crop);
+    }
+    if spec.precision != tch::Kind::Float {
+        net.set_precision(spec.precision)?;
     }
     Ok(net)
 }

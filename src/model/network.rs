@@ -59,6 +59,8 @@ pub struct Network {
     /// Identity of weights that live outside `params` (a TorchScript backbone file).
     external: Option<String>,
     device: Device,
+    /// The backbone's compute dtype: f32, or f16/bf16 after [`Network::set_precision`].
+    precision: Kind,
 }
 
 /// Every architecture name [`Network::new`] knows.
@@ -125,6 +127,7 @@ impl Network {
             rename,
             external: None,
             device,
+            precision: Kind::Float,
         })
     }
 
@@ -181,6 +184,7 @@ impl Network {
             rename: None,
             external: Some(h.hex()),
             device,
+            precision: Kind::Float,
         })
     }
 
@@ -230,7 +234,11 @@ impl Network {
         self.params.iter().map(|(k, v)| (k.clone(), v.size())).collect()
     }
 
-    /// Feature maps: normalised images [B,3,H,W] → Z [B,C,h,w], without gradients.
+    /// Feature maps: normalised images [B,3,H,W] → Z [B,C,h,w] f32, without gradients.
+    ///
+    /// To a CUDA device, host batches go through pinned memory with a
+    /// non-blocking copy. Under a reduced [`precision`](Network::set_precision) the
+    /// backbone runs in it and Z comes back as f32.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         if images.dim() != 4 || images.size()[1] != 3 {
@@ -239,7 +247,53 @@ impl Network {
                 why: format!("images must be [B,3,H,W], got {:?}", images.size()),
             });
         }
-        self.backbone.forward(&images.f_to_device(self.device)?.f_to_kind(Kind::Float)?)
+        let x = if self.device.is_cuda() && images.device() == Device::Cpu {
+            images.f_to_kind(Kind::Float)?.f_pin_memory(self.device)?.f_to_device_(
+                self.device,
+                self.precision,
+                true,
+                false,
+            )?
+        } else {
+            images.f_to_device(self.device)?.f_to_kind(self.precision)?
+        };
+        let z = self.backbone.forward(&x)?;
+        Ok(if z.kind() == Kind::Float { z } else { z.f_to_kind(Kind::Float)? })
+    }
+
+    /// The backbone's compute dtype (f32 unless [`set_precision`](Network::set_precision) changed it).
+    pub fn precision(&self) -> Kind {
+        self.precision
+    }
+
+    /// Runs the backbone in `kind`: `Float` (f32, the default), `Half` (f16) or
+    /// `BFloat16`, converting its weights in place (networks made from this one by
+    /// [`with_head`](Network::with_head) share them). On a GPU, f16/bf16 extraction
+    /// roughly halves memory and time; EPIC's own math (U, purity, the head) stays
+    /// f32. The difference in purity it causes is measured in `benches/RESULTS.md`.
+    pub fn set_precision(&mut self, kind: Kind) -> Result<()> {
+        if !matches!(kind, Kind::Float | Kind::Half | Kind::BFloat16) {
+            return Err(Error::Format {
+                path: self.name.clone().into(),
+                why: format!("precision {kind:?} is not one of f32, f16, bf16"),
+            });
+        }
+        if self.external.is_some() && kind != Kind::Float {
+            return Err(Error::Format {
+                path: self.name.clone().into(),
+                why: "a TorchScript backbone runs in the precision it was saved in; use f32".into(),
+            });
+        }
+        let head = format!("{}.", self.head_prefix);
+        let _guard = tch::no_grad_guard();
+        for (name, t) in self.params.iter_mut() {
+            if !name.starts_with(&head) && t.is_floating_point() {
+                let converted = t.f_to_kind(kind)?;
+                t.f_set_data(&converted)?;
+            }
+        }
+        self.precision = kind;
+        Ok(())
     }
 
     /// Logits from feature maps: avgpool then the head, Z [B,C,h,w] → [B,K].
@@ -384,6 +438,7 @@ impl Network {
             rename: self.rename,
             external: self.external.clone(),
             device: self.device,
+            precision: self.precision,
         })
     }
 }

@@ -74,7 +74,8 @@ fn get<'a>(map: &'a Map, keys: &[&str]) -> Option<&'a Dynamic> {
 }
 
 /// Loads a network: `spec` has `name`, optional `weights` (or the reference's
-/// `custom_weights_path`), `num_classes` (default 1000), `device`, `resize`, `crop`.
+/// `custom_weights_path`), `num_classes` (default 1000), `device`, `resize`, `crop`,
+/// `precision` (`f32`, default; `f16` or `bf16` for the backbone, mainly on a GPU).
 pub fn load_network(spec: &Map, default_device: tch::Device) -> Result<Network, Box<EvalAltResult>> {
     let name =
         get(spec, &["name"]).ok_or("load_model: the map needs a `name`, e.g. #{ name: \"efficientnet_lite0\" }")?;
@@ -90,6 +91,9 @@ pub fn load_network(spec: &Map, default_device: tch::Device) -> Result<Network, 
     }
     if let Some(b) = get(spec, &["backbone"]) {
         s.backbone = Some(PathBuf::from(b.to_string()));
+    }
+    if let Some(p) = get(spec, &["precision"]) {
+        s.precision = crate::model::parse_precision(&p.to_string()).map_err(|e| e.to_string())?;
     }
     let crop = crate::script::map_int(spec, &["crop"], 0)?;
     let resize = crate::script::map_int(spec, &["resize"], 0)?;
