@@ -442,3 +442,30 @@ impl Network {
         })
     }
 }
+
+impl Network {
+    /// A batch size for extraction that fits this device: on a CUDA device the
+    /// largest power of two up to `max` whose forward pass at the crop size
+    /// succeeds, halved for headroom (decode buffers, the memo, other processes);
+    /// on the CPU 32, where larger batches do not run faster.
+    pub fn fit_batch_size(&self, max: usize) -> usize {
+        if !self.device.is_cuda() {
+            return 32.min(max.max(1));
+        }
+        let crop = self.preprocess.crop;
+        let mut fits = 0usize;
+        let mut b = 8usize;
+        while b <= max.max(8) {
+            let ok = Tensor::f_zeros([b as i64, 3, crop, crop], (Kind::Float, Device::Cpu))
+                .map_err(Error::from)
+                .and_then(|x| self.features(&x))
+                .and_then(|z| Ok(z.f_sum(Kind::Float)?.f_double_value(&[])?));
+            if ok.is_err() {
+                break;
+            }
+            fits = b;
+            b *= 2;
+        }
+        (fits / 2).max(1)
+    }
+}

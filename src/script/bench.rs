@@ -16,7 +16,7 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn forward_pass(model: Model, dataset: Dataset, opts: Map) -> Result<Map, Box<EvalAltResult>> {
-        let batch = crate::script::map_int(&opts, &["batch_size"], 64)?.max(1) as usize;
+        let batch = crate::script::network::batch_size_of(&opts, &model, 64)?;
         let quiet = opts.get("quiet").and_then(|q| q.as_bool().ok()).unwrap_or(false);
         let r = crate::features::forward_pass(&model.0, dataset.dataset.clone(), batch, quiet)
             .map_err(|e| e.to_string())?;

@@ -103,6 +103,19 @@ pub fn load_network(spec: &Map, default_device: tch::Device) -> Result<Network, 
     crate::model::load(&s).map_err(|e| e.to_string().into())
 }
 
+/// `opts.batch_size`: an int, or `"auto"` for the largest that fits the
+/// model's device ([`Network::fit_batch_size`]); `default` when absent.
+pub fn batch_size_of(opts: &Map, model: &ModelHandle, default: usize) -> Result<usize, Box<EvalAltResult>> {
+    match get(opts, &["batch_size"]) {
+        Some(v) if v.is_string() && v.to_string() == "auto" => {
+            let b = model.0.fit_batch_size(1024);
+            eprintln!("batch_size auto: {b} on {}", crate::device::device_name(model.0.device()));
+            Ok(b)
+        }
+        _ => Ok(crate::script::map_int(opts, &["batch_size"], default as i64)?.max(1) as usize),
+    }
+}
+
 #[export_module]
 pub mod api {
     use super::*;
@@ -259,7 +272,8 @@ pub mod api {
     }
 
     /// One backbone pass over the data set: a `Bank`. `opts` takes `batch_size`
-    /// (the reference's dataloader section works: other keys are ignored),
+    /// (an int, or `"auto"`: the largest that fits the GPU; the reference's
+    /// dataloader section works: other keys are ignored),
     /// `cache` (a folder: reuse and resume), `chunk` (images per cache file) and
     /// `quiet`.
     ///
@@ -270,7 +284,7 @@ pub mod api {
     pub fn extract(model: Model, dataset: Dataset, opts: Map) -> Result<Bank, Box<EvalAltResult>> {
         let defaults = ExtractOptions::default();
         let options = ExtractOptions {
-            batch_size: crate::script::map_int(&opts, &["batch_size"], defaults.batch_size as i64)?.max(1) as usize,
+            batch_size: batch_size_of(&opts, &model, defaults.batch_size)?,
             chunk: crate::script::map_int(&opts, &["chunk"], defaults.chunk as i64)?.max(1) as usize,
             cache: get(&opts, &["cache"]).map(|c| PathBuf::from(c.to_string())),
             quiet: get(&opts, &["quiet"]).and_then(|q| q.as_bool().ok()).unwrap_or(false),
