@@ -23,6 +23,48 @@ use tch::{Device, Kind, Tensor};
 // ---------------------------------------------------------------------------
 // Helpers
 
+/// The system allocator, noting the largest block each thread asks for, so that a
+/// test can show that a hostile header did not make epic allocate what it claims.
+struct Largest;
+
+thread_local! {
+    static LARGEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn note(size: usize) {
+    let _ = LARGEST.try_with(|m| m.set(m.get().max(size)));
+}
+
+unsafe impl std::alloc::GlobalAlloc for Largest {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note(layout.size());
+        std::alloc::System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note(layout.size());
+        std::alloc::System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        std::alloc::System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Largest = Largest;
+
+/// `f`'s result and the largest block (bytes) Rust code allocated on this thread meanwhile.
+fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST.with(|m| m.set(0));
+    let r = f();
+    (r, LARGEST.with(|m| m.get()))
+}
+
+const MIB: usize = 1 << 20;
+
 /// What a run of the binary left.
 struct Run {
     code: Option<i32>,
@@ -293,8 +335,10 @@ fn huge_images_are_refused_from_the_header_before_decoding() {
     for (w, h) in [(20_000, 20_000), (60_000, 8), (8, 1 << 30)] {
         let bytes = png_header_only(w, h);
         let t = std::time::Instant::now();
-        let e = message("huge image", epic::data::image::decode_rgb(&bytes, Path::new("bomb.png")));
+        let (r, largest) = largest_allocation(|| epic::data::image::decode_rgb(&bytes, Path::new("bomb.png")));
+        let e = message("huge image", r);
         assert!(t.elapsed().as_secs_f64() < 1.0, "{w}×{h}: took {:?}", t.elapsed());
+        assert!(largest < 16 * MIB, "{w}×{h}: allocated {largest} bytes for a {}-byte file", bytes.len());
         says("huge image", &e, &["bomb.png", &format!("{w} × {h} pixels"), "megapixels", "downscale it"]);
     }
     // Within the limits, a header-only file is an ordinary decode error.
@@ -719,4 +763,30 @@ fn corrupt_tensor_files_and_bad_arguments_are_clean_errors() {
     let r = epic(&["run", "x.rhai", "--device", "tpu"], tmp.path());
     let err = failed_cleanly("unknown device", &r, 2);
     says("unknown device", &err, &["--device", "\"tpu\"", "use auto, cpu, cuda or cuda:N"]);
+}
+
+// ---------------------------------------------------------------------------
+// Inputs found by fuzzing (fuzz/, `cargo fuzz run <target>`), minimised where
+// useful, in tests/fixtures/fuzz/<target>/: each must now be a clean error.
+
+fn fuzz_inputs(target: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixture("fuzz").join(target))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn fuzz_found_checkpoints_are_clean_errors() {
+    let files = fuzz_inputs("pth");
+    assert!(!files.is_empty());
+    for path in files {
+        let t = std::time::Instant::now();
+        let (r, largest) = largest_allocation(|| epic::model::pth::read_pth(&path).and_then(|c| c.state_dict(None)));
+        let e = message("fuzz: checkpoint", r);
+        assert!(t.elapsed().as_secs_f64() < 2.0, "{}: took {:?}", path.display(), t.elapsed());
+        assert!(largest < 16 * MIB, "{}: allocated {largest} bytes", path.display());
+        says("fuzz: checkpoint", &e, &[&path.display().to_string(), "download or save the checkpoint again"]);
+    }
 }

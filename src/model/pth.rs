@@ -10,7 +10,7 @@
 //! with their storage offsets and strides, so views and transposes load as saved.
 use super::pickle::{self, StorageRef, TensorRef, Value};
 use super::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -65,7 +65,7 @@ fn unpickle(path: &Path, data: &[u8]) -> Result<(Value, usize)> {
 }
 
 /// Every storage a value refers to, by key.
-fn storage_refs(v: &Value, out: &mut HashMap<String, StorageRef>) {
+fn storage_refs(v: &Value, out: &mut BTreeMap<String, StorageRef>) {
     match v {
         Value::Storage(s) => {
             out.insert(s.key.clone(), s.clone());
@@ -82,21 +82,27 @@ fn storage_refs(v: &Value, out: &mut HashMap<String, StorageRef>) {
     }
 }
 
-fn storage_tensor(path: &Path, s: &StorageRef, bytes: &[u8]) -> Result<Tensor> {
-    let want = (s.numel as usize).checked_mul(s.kind.elt_size_in_bytes());
-    if want != Some(bytes.len()) {
+/// Deflate's largest expansion: an entry claiming more is lying about its size.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// A storage's bytes, `len`, are its element count times its element size.
+fn check_storage_size(path: &Path, s: &StorageRef, len: u64) -> Result<()> {
+    let want = (s.numel as u64).checked_mul(s.kind.elt_size_in_bytes() as u64);
+    if want != Some(len) {
         let want = want.map_or_else(|| "more than addressable".to_string(), |w| w.to_string());
         return Err(damaged(
             path,
             format!(
                 "storage {} holds {} bytes, expected {want} ({} × {:?}); the file is truncated or corrupt",
-                s.key,
-                bytes.len(),
-                s.numel,
-                s.kind
+                s.key, len, s.numel, s.kind
             ),
         ));
     }
+    Ok(())
+}
+
+fn storage_tensor(path: &Path, s: &StorageRef, bytes: &[u8]) -> Result<Tensor> {
+    check_storage_size(path, s, bytes.len() as u64)?;
     Ok(Tensor::f_from_data_size(bytes, &[s.numel], s.kind)?)
 }
 
@@ -110,23 +116,44 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Checkpoint> {
         .map(str::to_string)
         .ok_or_else(|| format_err(path, "zip file without data.pkl: not a torch.save checkpoint"))?;
     let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
-    let mut entry = |name: &str| -> Result<Vec<u8>> {
-        let mut f = archive.by_name(name).map_err(|e| damaged(path, format!("entry {name}: {e}")))?;
-        let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf).map_err(|e| damaged(path, format!("entry {name}: {e} (truncated?)")))?;
+    // An entry's size comes from the zip directory, which the file itself writes:
+    // it is checked against what compression can produce (and, for a storage,
+    // against the pickle's element count) before anything is allocated.
+    let mut entry = |name: &str, want: Option<&StorageRef>| -> Result<Vec<u8>> {
+        let f = archive.by_name(name).map_err(|e| damaged(path, format!("entry {name}: {e}")))?;
+        let size = f.size();
+        if size > f.compressed_size().saturating_mul(MAX_DEFLATE_RATIO).max(1024) {
+            return Err(damaged(
+                path,
+                format!("entry {name} claims {size} bytes from {} compressed bytes", f.compressed_size()),
+            ));
+        }
+        if let Some(s) = want {
+            check_storage_size(path, s, size)?;
+        }
+        let mut buf = Vec::with_capacity(size.min(data.len() as u64) as usize);
+        f.take(size.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| damaged(path, format!("entry {name}: {e} (truncated?)")))?;
+        if buf.len() as u64 != size {
+            return Err(damaged(
+                path,
+                format!("entry {name} holds {} bytes, the zip directory says {size}", buf.len()),
+            ));
+        }
         Ok(buf)
     };
-    if let Ok(order) = entry(&format!("{prefix}byteorder")) {
+    if let Ok(order) = entry(&format!("{prefix}byteorder"), None) {
         if order != b"little" {
             return Err(format_err(path, "big-endian checkpoint; re-save it on a little-endian machine"));
         }
     }
-    let (root, _) = unpickle(path, &entry(&pkl)?)?;
-    let mut refs = HashMap::new();
+    let (root, _) = unpickle(path, &entry(&pkl, None)?)?;
+    let mut refs = BTreeMap::new();
     storage_refs(&root, &mut refs);
     let mut storages = HashMap::new();
     for (key, s) in refs {
-        let bytes = entry(&format!("{prefix}data/{key}"))?;
+        let bytes = entry(&format!("{prefix}data/{key}"), Some(&s))?;
         storages.insert(key, storage_tensor(path, &s, &bytes)?);
     }
     Ok(Checkpoint { path: path.into(), root, storages })
@@ -166,7 +193,7 @@ fn read_legacy(path: &Path, data: &[u8]) -> Result<Checkpoint> {
     let Value::List(keys) = next("storage keys")? else {
         return Err(damaged(path, "legacy checkpoint: storage keys are not a list"));
     };
-    let mut refs = HashMap::new();
+    let mut refs = BTreeMap::new();
     storage_refs(&root, &mut refs);
     let mut storages = HashMap::new();
     for key in keys {
