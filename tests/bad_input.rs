@@ -563,6 +563,43 @@ fn a_pickle_that_calls_another_global_is_refused() {
     says("pickle calls builtins.eval", &e, &["refused", "builtins.eval"]);
 }
 
+#[test]
+fn pickle_bombs_are_refused_quickly() {
+    // 100 000 nested lists: dropping or copying them would overflow the stack.
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', 100_000));
+    deep.extend(std::iter::repeat_n(b'a', 99_999));
+    deep.push(b'.');
+    let e = message("deeply nested pickle", epic::model::pickle::read(&deep));
+    says("deeply nested pickle", &e, &["malformed pickle", "nest more than 100 levels"]);
+    // A list of 20 000 values memoised 400 000 times: 8·10⁹ copies.
+    let mut memo = b"\x80\x02]".to_vec();
+    for _ in 0..20_000 {
+        memo.extend_from_slice(b"Na");
+    }
+    for _ in 0..400_000 {
+        memo.extend_from_slice(b"q\x00");
+    }
+    memo.push(b'.');
+    let t = std::time::Instant::now();
+    let e = message("memo bomb", epic::model::pickle::read(&memo));
+    assert!(t.elapsed().as_secs_f64() < 2.0, "took {:?}", t.elapsed());
+    says("memo bomb", &e, &["memo copies exceed", "pickle bomb"]);
+    // In a legacy checkpoint, the file is named.
+    let tmp = tempfile::tempdir().unwrap();
+    let legacy = std::fs::read(bad_input("small_legacy.pth")).unwrap();
+    let mut bomb = legacy[..legacy.windows(2).position(|w| w == b".\x80").unwrap() + 1].to_vec(); // the magic number
+    bomb.extend_from_slice(b"\x80\x02M\xe9\x03.\x80\x02}.");
+    bomb.extend_from_slice(&deep);
+    std::fs::write(tmp.path().join("deep.pth"), &bomb).unwrap();
+    let e = message("deeply nested checkpoint", epic::model::pth::read_pth(&tmp.path().join("deep.pth")));
+    says(
+        "deeply nested checkpoint",
+        &e,
+        &["deep.pth", "nest more than 100 levels", "download or save the checkpoint again"],
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Configs
 

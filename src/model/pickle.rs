@@ -120,17 +120,61 @@ fn resolve_global(module: &str, name: &str) -> Result<Global, PickleError> {
     }
 }
 
+/// How deep values may nest: a state dict nests 4 levels, a checkpoint a few more.
+/// Deeper values are refused, so that no recursion over them (drop, clone,
+/// formatting) can overflow the stack.
+pub const MAX_DEPTH: u32 = 100;
+
+/// How many values (and 64-byte blocks of strings) memo copies may total. A memo
+/// entry is a copy, so a pickle that memoises and fetches one big value over and
+/// over would otherwise take quadratic time; real checkpoints copy a few thousand.
+pub const MEMO_BUDGET: usize = 1 << 22;
+
 /// Reads one pickle from `data`; returns the value and the number of bytes consumed.
 pub fn read(data: &[u8]) -> Result<(Value, usize), PickleError> {
-    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        depths: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        memo_work: 0,
+    }
+    .run()
 }
 
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
+    /// The nesting depth of each stack value (0 for a leaf).
+    depths: Vec<u32>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Value>,
+    memo: HashMap<u32, (Value, u32)>,
+    /// Values copied into and out of the memo so far (see [`MEMO_BUDGET`]).
+    memo_work: usize,
+}
+
+/// The cost of copying `v` (values, plus a value per 64 bytes of text), or `None`
+/// beyond `cap`. Iterative: `v` may be as deep as [`MAX_DEPTH`].
+fn copy_cost(v: &Value, cap: usize) -> Option<usize> {
+    let mut todo = vec![v];
+    let mut n = 0usize;
+    while let Some(x) = todo.pop() {
+        n += 1;
+        match x {
+            Value::Tuple(items) | Value::List(items) => todo.extend(items),
+            Value::Dict(pairs) => pairs.iter().for_each(|(k, v)| todo.extend([k, v])),
+            Value::Str(t) => n += t.len() / 64,
+            Value::Bytes(b) | Value::BigInt(b) => n += b.len() / 64,
+            _ => {}
+        }
+        if n > cap {
+            return None;
+        }
+    }
+    Some(n)
 }
 
 impl Machine<'_> {
@@ -182,16 +226,79 @@ impl Machine<'_> {
         String::from_utf8(bytes).map(Value::Str).map_err(|_| self.bad("string is not UTF-8"))
     }
 
-    fn pop(&mut self) -> Result<Value, PickleError> {
-        self.stack.pop().ok_or_else(|| self.bad("stack underflow"))
+    /// Pushes a leaf.
+    fn push(&mut self, v: Value) {
+        self.stack.push(v);
+        self.depths.push(0);
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
+    /// Pushes a value that nests `depth` levels.
+    fn push_at(&mut self, v: Value, depth: u32) -> Result<(), PickleError> {
+        self.check_depth(depth)?;
+        self.stack.push(v);
+        self.depths.push(depth);
+        Ok(())
+    }
+
+    fn check_depth(&self, depth: u32) -> Result<(), PickleError> {
+        if depth > MAX_DEPTH {
+            return Err(self.bad(format!("values nest more than {MAX_DEPTH} levels deep; a state dict nests 4")));
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, PickleError> {
+        self.pop_at().map(|(v, _)| v)
+    }
+
+    fn pop_at(&mut self) -> Result<(Value, u32), PickleError> {
+        let v = self.stack.pop().ok_or_else(|| self.bad("stack underflow"))?;
+        Ok((v, self.depths.pop().unwrap_or(0)))
+    }
+
+    /// The values above the last MARK, and the deepest of them.
+    fn pop_mark(&mut self) -> Result<(Vec<Value>, u32), PickleError> {
         let mark = self.marks.pop().ok_or_else(|| self.bad("no MARK on the stack"))?;
         if mark > self.stack.len() {
             return Err(self.bad("MARK above the stack"));
         }
-        Ok(self.stack.split_off(mark))
+        let depth = self.depths.split_off(mark).into_iter().max().unwrap_or(0);
+        Ok((self.stack.split_off(mark), depth))
+    }
+
+    /// The top value now holds a child of depth `child`.
+    fn raise_top(&mut self, child: u32) -> Result<(), PickleError> {
+        self.check_depth(child + 1)?;
+        if let Some(d) = self.depths.last_mut() {
+            *d = (*d).max(child + 1);
+        }
+        Ok(())
+    }
+
+    /// Charges a memo copy of `v` against [`MEMO_BUDGET`] (before copying it).
+    fn charge(&self, v: &Value) -> Result<usize, PickleError> {
+        copy_cost(v, MEMO_BUDGET.saturating_sub(self.memo_work)).ok_or_else(|| {
+            self.bad(format!(
+                "memo copies exceed {MEMO_BUDGET} values; a checkpoint needs a few thousand (a pickle bomb?)"
+            ))
+        })
+    }
+
+    /// Memoises the top value under `i`.
+    fn memo_put(&mut self, i: u32) -> Result<(), PickleError> {
+        let top = self.stack.last().ok_or_else(|| self.bad("MEMOIZE on an empty stack"))?;
+        self.memo_work += self.charge(top)?;
+        let entry = (top.clone(), self.depths.last().copied().unwrap_or(0));
+        self.memo.insert(i, entry);
+        Ok(())
+    }
+
+    /// Pushes a copy of memo entry `i`.
+    fn memo_get(&mut self, i: u32) -> Result<(), PickleError> {
+        let (v, depth) = self.memo.get(&i).ok_or_else(|| self.bad(format!("memo {i} is not set")))?;
+        self.memo_work += self.charge(v)?;
+        let (v, depth) = (v.clone(), *depth);
+        self.push_at(v, depth)
     }
 
     fn top(&mut self) -> Result<&mut Value, PickleError> {
@@ -215,66 +322,66 @@ impl Machine<'_> {
                     return Ok((v, self.pos));
                 }
                 b'(' => self.marks.push(self.stack.len()),
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'N' => self.push(Value::None),
+                0x88 => self.push(Value::Bool(true)),
+                0x89 => self.push(Value::Bool(false)),
                 b'J' => {
                     let v = i32::from_le_bytes(self.array()?);
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 b'M' => {
                     let v = self.u16()?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 0x8a => {
                     let n = self.u8()? as usize;
                     let bytes = self.take(n)?.to_vec();
-                    self.stack.push(long(&bytes));
+                    self.push(long(&bytes));
                 }
                 b'G' => {
                     let v = f64::from_be_bytes(self.array()?);
-                    self.stack.push(Value::Float(v));
+                    self.push(Value::Float(v));
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 0x8c => {
                     let n = self.u8()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'T' => {
                     let n = self.u32()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'U' => {
                     let n = self.u8()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'B' => {
                     let n = self.u32()? as usize;
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.push(Value::Bytes(v));
                 }
                 b'C' => {
                     let n = self.u8()? as usize;
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.push(Value::Bytes(v));
                 }
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
-                b']' => self.stack.push(Value::List(Vec::new())),
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
+                b')' => self.push_at(Value::Tuple(Vec::new()), 1)?,
+                b']' => self.push_at(Value::List(Vec::new()), 1)?,
+                b'}' => self.push_at(Value::Dict(Vec::new()), 1)?,
                 b't' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    let (items, depth) = self.pop_mark()?;
+                    self.push_at(Value::Tuple(items), depth + 1)?;
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -282,51 +389,49 @@ impl Machine<'_> {
                         return Err(self.bad("stack underflow in TUPLEn"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    let depth = self.depths.split_off(self.depths.len() - n).into_iter().max().unwrap_or(0);
+                    self.push_at(Value::Tuple(items), depth + 1)?;
                 }
                 b'q' => {
                     let i = self.u8()? as u32;
-                    let v = self.top()?.clone();
-                    self.memo.insert(i, v);
+                    self.memo_put(i)?;
                 }
                 b'r' => {
                     let i = self.u32()?;
-                    let v = self.top()?.clone();
-                    self.memo.insert(i, v);
+                    self.memo_put(i)?;
                 }
                 0x94 => {
                     let i = self.memo.len() as u32;
-                    let v = self.top()?.clone();
-                    self.memo.insert(i, v);
+                    self.memo_put(i)?;
                 }
                 b'h' | b'j' => {
                     let i = if op == b'h' { self.u8()? as u32 } else { self.u32()? };
-                    let v = self.memo.get(&i).cloned().ok_or_else(|| self.bad(format!("memo {i} is not set")))?;
-                    self.stack.push(v);
+                    self.memo_get(i)?;
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack.push(Value::Global(resolve_global(&module, &name)?));
+                    self.push(Value::Global(resolve_global(&module, &name)?));
                 }
                 0x93 => {
                     // STACK_GLOBAL (protocol 4): module and name from the stack.
                     let (name, module) = (self.pop()?, self.pop()?);
                     match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(resolve_global(&m, &n)?)),
+                        (Value::Str(m), Value::Str(n)) => self.push(Value::Global(resolve_global(&m, &n)?)),
                         _ => return Err(self.bad("STACK_GLOBAL needs two strings")),
                     }
                 }
                 b'Q' => {
                     let pid = self.pop()?;
                     let storage = self.persistent(pid)?;
-                    self.stack.push(Value::Storage(storage));
+                    self.push(Value::Storage(storage));
                 }
                 b'R' => {
                     let args = self.pop()?;
                     let func = self.pop()?;
                     let v = self.call(func, args)?;
-                    self.stack.push(v);
+                    // An empty dict or a tensor reference: one level.
+                    self.push_at(v, 1)?;
                 }
                 b'b' => {
                     // BUILD: sets an object's state. State dicts carry `_metadata`
@@ -335,29 +440,33 @@ impl Machine<'_> {
                     self.top()?;
                 }
                 b'a' => {
-                    let v = self.pop()?;
+                    let (v, depth) = self.pop_at()?;
+                    self.raise_top(depth)?;
                     match self.top()? {
                         Value::List(l) => l.push(v),
                         _ => return Err(PickleError::Malformed { at, why: "APPEND to a non-list".into() }),
                     }
                 }
                 b'e' => {
-                    let items = self.pop_mark()?;
+                    let (items, depth) = self.pop_mark()?;
+                    self.raise_top(depth)?;
                     match self.top()? {
                         Value::List(l) => l.extend(items),
                         _ => return Err(PickleError::Malformed { at, why: "APPENDS to a non-list".into() }),
                     }
                 }
                 b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
+                    let (v, dv) = self.pop_at()?;
+                    let (k, dk) = self.pop_at()?;
+                    self.raise_top(dv.max(dk))?;
                     match self.top()? {
                         Value::Dict(d) => d.push((k, v)),
                         _ => return Err(PickleError::Malformed { at, why: "SETITEM on a non-dict".into() }),
                     }
                 }
                 b'u' => {
-                    let items = self.pop_mark()?;
+                    let (items, depth) = self.pop_mark()?;
+                    self.raise_top(depth)?;
                     if items.len() % 2 != 0 {
                         return Err(self.bad("SETITEMS with an odd number of items"));
                     }
