@@ -1,5 +1,5 @@
 # The two commands of the README. Each installs what it needs first (tools/setup.sh).
-.PHONY: setup demo crosscheck test bench doc
+.PHONY: setup demo crosscheck test bench doc notebook-kernel notebooks
 
 setup:
 	./tools/setup.sh
@@ -10,8 +10,18 @@ demo: setup
 crosscheck: setup
 	cargo run --release -- run scripts/crosscheck.rhai
 
-test: setup
-	cargo test --all-targets
+test: setup notebook-kernel
+	cargo test --all-targets --features notebook
+	./tools/run-notebooks.sh
+	cargo test --features notebook --test notebooks -- --ignored
+
+# The "Rust (epic)" Jupyter kernel: evcxr_jupyter, Jupyter in .venv, the kernelspec.
+notebook-kernel: setup
+	./tools/notebook-kernel.sh
+
+# Executes examples/notebooks/ headlessly into .notebook/executed/.
+notebooks: notebook-kernel
+	./tools/run-notebooks.sh
 
 bench: setup
 	cargo bench --bench throughput

@@ -56,6 +56,16 @@ impl PurityTable {
         PurityTable { caption: caption.into(), before, after }
     }
 
+    /// From purity tensors (any shape, as `prototype_purities` returns them).
+    /// Not generic, so that it is compiled in epic (notebook cells cannot call
+    /// libtorch's C glue themselves: see the `epic_nb` crate).
+    pub fn from_tensors(caption: &str, before: &tch::Tensor, after: &tch::Tensor) -> crate::Result<Self> {
+        let values = |t: &tch::Tensor| -> crate::Result<Vec<f64>> {
+            Ok(Vec::<f64>::try_from(t.f_to_kind(tch::Kind::Double)?.f_reshape([-1])?)?)
+        };
+        Ok(PurityTable::new(caption, values(before)?, values(after)?))
+    }
+
     /// Mean (the paper's number), median, 10th and 90th percentiles, min, max.
     pub fn rows(&self) -> Vec<PurityRow> {
         let row = |name, f: &dyn Fn(&[f64]) -> f64| PurityRow { name, before: f(&self.before), after: f(&self.after) };
