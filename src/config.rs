@@ -50,20 +50,23 @@ pub fn resolve(mut v: Value, path: &Path) -> Result<Value> {
     // Chains (`a: ${b}`, `b: ${c}/x`) resolve in a few rounds; a cycle does not.
     for _ in 0..16 {
         let before = v.clone();
-        interpolate(&mut v, &before, path)?;
+        interpolate(&mut v, &before, path, "")?;
         if v == before {
             if let Some(left) =
                 key_paths(&v).into_iter().find(|k| get(&v, k).and_then(Value::as_str).is_some_and(|s| s.contains("${")))
             {
                 return Err(ConfigError::Structure {
                     path: path.into(),
-                    why: format!("{left}: ${{…}} interpolations form a cycle"),
+                    why: format!("{left}: ${{…}} interpolations form a cycle; give one of them a plain value"),
                 });
             }
             return Ok(v);
         }
     }
-    Err(ConfigError::Structure { path: path.into(), why: "${…} interpolations form a cycle".into() })
+    Err(ConfigError::Structure {
+        path: path.into(),
+        why: "${…} interpolations form a cycle; give one of them a plain value".into(),
+    })
 }
 
 fn read_yaml(path: &Path) -> Result<Value> {
@@ -147,10 +150,21 @@ pub fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |cur, key| cur.as_mapping()?.get(key))
 }
 
-fn interpolate(v: &mut Value, root: &Value, file: &Path) -> Result<()> {
+/// Longest string `${…}` interpolation may make: references that repeat
+/// references (`a: ${b}${b}`, `b: ${c}${c}`, …) grow exponentially.
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+
+/// Resolves the `${…}` of `v`, found at the dotted path `at`, one level deep.
+fn interpolate(v: &mut Value, root: &Value, file: &Path, at: &str) -> Result<()> {
+    let join = |k: &str| if at.is_empty() { k.to_string() } else { format!("{at}.{k}") };
     match v {
-        Value::Mapping(m) => m.iter_mut().try_for_each(|(_, x)| interpolate(x, root, file)),
-        Value::Sequence(s) => s.iter_mut().try_for_each(|x| interpolate(x, root, file)),
+        Value::Mapping(m) => m.iter_mut().try_for_each(|(k, x)| {
+            let key = k.as_str().map_or_else(|| join("?"), join);
+            interpolate(x, root, file, &key)
+        }),
+        Value::Sequence(s) => {
+            s.iter_mut().enumerate().try_for_each(|(i, x)| interpolate(x, root, file, &join(&i.to_string())))
+        }
         Value::String(s) if s.contains("${") => {
             let mut out = String::new();
             let mut rest = s.as_str();
@@ -158,7 +172,7 @@ fn interpolate(v: &mut Value, root: &Value, file: &Path) -> Result<()> {
                 out.push_str(&rest[..start]);
                 let end = rest[start..].find('}').ok_or_else(|| ConfigError::Structure {
                     path: file.into(),
-                    why: format!("unterminated ${{…}} in {s:?}"),
+                    why: format!("{at}: unterminated ${{…}} in {s:?}; close it with }}"),
                 })?;
                 let key = &rest[start + 2..start + end];
                 match get(root, key) {
@@ -172,11 +186,23 @@ fn interpolate(v: &mut Value, root: &Value, file: &Path) -> Result<()> {
                     _ => {
                         return Err(ConfigError::Structure {
                             path: file.into(),
-                            why: format!("${{{key}}} names no key with a plain value"),
+                            why: format!(
+                                "{at}: ${{{key}}} names no key with a plain value; nearest: {}",
+                                nearest_keys(root, key).join(", ")
+                            ),
                         })
                     }
                 }
                 rest = &rest[start + end + 1..];
+                if out.len() > MAX_VALUE_LEN {
+                    return Err(ConfigError::Structure {
+                        path: file.into(),
+                        why: format!(
+                            "{at}: ${{…}} interpolations make it longer than {} KiB; check the references it repeats",
+                            MAX_VALUE_LEN >> 10
+                        ),
+                    });
+                }
             }
             out.push_str(rest);
             *s = out;

@@ -613,6 +613,38 @@ fn bad_yaml_names_the_file_and_line() {
 }
 
 #[test]
+fn interpolations_that_repeat_themselves_are_refused() {
+    // k0 = "x", k1 = 4 × k0, …, k11 = 4¹¹ × "x" (4 MiB): exponential growth.
+    let mut yaml = String::from("k0: x\n");
+    for i in 1..=11 {
+        yaml.push_str(&format!("k{i}: '{}'\n", format!("${{k{}}}", i - 1).repeat(4)));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bomb.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let (r, largest) = largest_allocation(|| epic::config::load(&path));
+    let e = message("interpolation bomb", r);
+    says(
+        "interpolation bomb",
+        &e,
+        &["bomb.yaml", "k11: ${…} interpolations make it longer than 1024 KiB", "check the references"],
+    );
+    assert!(largest < 4 * MIB, "allocated {largest} bytes");
+    // A reference to no key names the nearest ones.
+    std::fs::write(&path, "output_path: out\nhydra: {run: {dir: '${output_pth}/train'}}\n").unwrap();
+    let e = message("interpolation of no key", epic::config::load(&path));
+    says(
+        "interpolation of no key",
+        &e,
+        &["bomb.yaml", "hydra.run.dir: ${output_pth} names no key", "nearest: output_path"],
+    );
+    // A cycle is named too.
+    std::fs::write(&path, "a: '${b}/x'\nb: '${a}'\n").unwrap();
+    let e = message("interpolation cycle", epic::config::load(&path));
+    says("interpolation cycle", &e, &["bomb.yaml", "form a cycle", "give one of them a plain value"]);
+}
+
+#[test]
 fn an_unknown_override_key_names_the_nearest_keys() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("c.yaml"), "seed: 1\nmodel: {name: resnet34, num_classes: 10}\n").unwrap();
