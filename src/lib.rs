@@ -57,7 +57,7 @@ pub mod prelude {
     pub use crate::features::{channel_activation, rotate, rotate_sums};
     pub use crate::io::{load_tensors, save_tensors};
     pub use crate::prototypes::{
-        mean_purity, purity_argmax, purity_argmax_orthogonal, purity_argmax_under, top_prototypes,
+        mean_purity, purity_argmax, purity_argmax_orthogonal, purity_argmax_pairs, purity_argmax_under, top_prototypes,
     };
     pub use tch::{Device, Kind, Tensor};
 }

@@ -151,7 +151,10 @@ fn top_prototypes_are_exact_sorted_and_break_ties_low() {
     assert!(top_prototypes(&act, 5).unwrap_err().to_string().contains("the set has 4 images"));
     assert!(top_prototypes(&act, 0).is_err());
     let nan = Tensor::from_slice(&[1.0f32, f32::NAN, 0.5, 0.2]).reshape([2, 2]);
-    assert!(matches!(top_prototypes(&nan, 1), Err(Error::NonFinite { .. })));
+    match top_prototypes(&nan, 1) {
+        Err(Error::NonFiniteAt { at, count, .. }) => assert_eq!((at, count), (vec![0, 1], 1), "the NaN at [0, 1]"),
+        other => panic!("expected NonFiniteAt, got {other:?}"),
+    }
 }
 
 #[test]
@@ -355,4 +358,41 @@ fn fast_and_autograd_training_steps_agree() {
         let apart = max_abs_diff(&a_fast, &a_auto);
         assert!(moved > 1e-3 && apart < 1e-2 * moved, "{kind}: moved {moved:e}, apart {apart:e}");
     }
+}
+
+#[test]
+fn purity_of_pairs_equals_purity_of_gathered_maps() {
+    for &(b, c, h, w) in &SHAPES {
+        let maps = random_features(b, c, h, w);
+        for pairs in [1i64, 3 * b, 40] {
+            // Skewed rows: image 0 takes half the pairs, so groups split.
+            let rows = randint(b, &[pairs]) * randint(2, &[pairs]);
+            let channels = randint(c, &[pairs]);
+            let a = randn(&[c, c], seed()).to_kind(Kind::Double) * (0.5 / (c as f64).sqrt());
+            let u = epic::disentangle::orthogonal_matrix(&a).unwrap().to_kind(Kind::Float);
+            let want = purity_argmax_under(&maps.index_select(0, &rows), &u, &channels).unwrap();
+            for orthogonal in [false, true] {
+                let got = purity_argmax_pairs(&maps, &rows, &channels, &u, orthogonal).unwrap();
+                let diff = max_abs_diff(&got, &want);
+                assert!(diff < 1e-5, "({b},{c},{h},{w}) × {pairs}, orthogonal {orthogonal}: {diff:e}");
+            }
+            // The gradient in U reaches the same rows.
+            let leaf = u.detach().set_requires_grad(true);
+            purity_argmax_pairs(&maps, &rows, &channels, &leaf, false).unwrap().sum(Kind::Float).backward();
+            let g1 = leaf.grad();
+            let leaf = u.detach().set_requires_grad(true);
+            purity_argmax_under(&maps.index_select(0, &rows), &leaf, &channels).unwrap().sum(Kind::Float).backward();
+            assert!(max_abs_diff(&g1, &leaf.grad()) < 1e-4, "gradients: {:e}", max_abs_diff(&g1, &leaf.grad()));
+        }
+    }
+    let e = purity_argmax_pairs(
+        &random_features(2, 4, 3, 3),
+        &Tensor::from_slice(&[0i64, 5]),
+        &Tensor::from_slice(&[0i64, 1]),
+        &Tensor::eye(4, (Kind::Float, Device::Cpu)),
+        true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("rows") && e.contains('5'), "{e}");
 }

@@ -45,7 +45,11 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` atomically (a temporary file, then a rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Io { action: "create", path: dir.to_path_buf(), source: e })?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                action: "create",
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
         }
         let state = Tensor::f_from_slice(&[self.steps_done as i64, self.adam_step, self.shuffler as i64])?;
         let fp = Tensor::f_from_slice(self.fingerprint.as_bytes())?;
@@ -80,7 +84,8 @@ impl Checkpoint {
                 )
             })
         };
-        let fp = String::from_utf8(Vec::<u8>::try_from(get("fingerprint")?.f_to_kind(Kind::Uint8)?)?).unwrap_or_default();
+        let fp =
+            String::from_utf8(Vec::<u8>::try_from(get("fingerprint")?.f_to_kind(Kind::Uint8)?)?).unwrap_or_default();
         if fp != fingerprint {
             eprintln!(
                 "note: {} is a checkpoint of other training (another config, bank or start); starting over",

@@ -49,72 +49,124 @@ fn norm2_estimate(m: &Tensor) -> Result<f64> {
     Ok(sigma)
 }
 
-/// L(M, E) for exp at M, given e^M: `m`, `e`, `exp_m` [C,C] → [C,C]; `None` when
-/// the series does not converge.
-pub fn exp_frechet(m: &Tensor, e: &Tensor, exp_m: &Tensor) -> Result<Option<Tensor>> {
-    let norm = norm2_estimate(m)?;
-    if !norm.is_finite() {
-        return Ok(None);
-    }
-    // Squarings s with ‖M‖₂/2^s ≤ SCALED_NORM (the estimate may be low: ×1.1).
-    let s = ((norm * 1.1 / SCALED_NORM).log2().ceil().max(0.0)) as i32;
-    if s > 30 {
-        return Ok(None);
-    }
-    let scaled = m.f_div_scalar(2f64.powi(s))?;
-    // e^{M/2^s}: from e^M by nothing cheap, so computed (small norm: low degree).
-    let mut exps = Vec::with_capacity(s as usize + 1);
-    exps.push(if s == 0 { exp_m.shallow_clone() } else { scaled.f_linalg_matrix_exp()? });
-    for j in 1..s as usize {
-        let prev = &exps[j - 1];
-        exps.push(prev.f_matmul(prev)?);
-    }
-    // The series at the scaled matrix.
-    let eps = 2f64.powi(-26);
-    let mut term = e.shallow_clone();
-    let mut sum = e.f_detach_copy()?;
-    let mut converged = false;
-    for k in 1..=MAX_TERMS {
-        let ad = scaled.f_matmul(&term)?.f_sub(&term.f_matmul(&scaled)?)?;
-        term = ad.f_mul_scalar(-1.0 / (k as f64 + 1.0))?;
-        sum = sum.f_add(&term)?;
-        let (t, total) = (term.f_norm()?.f_double_value(&[])?, sum.f_norm()?.f_double_value(&[])?);
-        if !(t.is_finite() && total.is_finite()) {
-            return Ok(None);
-        }
-        if t <= eps * total {
-            converged = true;
-            break;
-        }
-    }
-    if !converged {
-        return Ok(None);
-    }
-    let mut l = exps[0].f_matmul(&sum)?;
-    // Squaring: L(2N, E) = e^N·L(N, E) + L(N, E)·e^N, with E scaled by 2^s once
-    // (L is linear in E and L(N, E) above is for the unscaled E).
-    for x in exps.iter().take(s as usize) {
-        l = x.f_matmul(&l)?.f_add(&l.f_matmul(x)?)?;
-    }
-    let l = if s > 0 { l.f_div_scalar(2f64.powi(s))? } else { l };
-    Ok(Some(l))
+/// exp(M) by scaling and squaring, with what its Fréchet derivative needs kept:
+/// N = M/2^s and e^{N·2^j} for j < s. Built once per step, it gives U for the
+/// forward pass ([`exp`](Self::exp)) and the adjoint for the backward
+/// ([`frechet`](Self::frechet)) without a second exponential.
+pub struct ScaledExp {
+    scaled: Tensor,
+    /// e^{N·2^j}, j = 0 … max(s, 1) − 1.
+    powers: Vec<Tensor>,
+    s: i32,
+    exp: Tensor,
 }
 
-/// dLoss/dA_raw from G = dLoss/dU, for U = `kind`.matrix(A_raw) = `u`: `a_raw`, `u`,
-/// `g` [C,C] → [C,C]; `None` when the series does not converge (use autograd).
-///
-/// Orthogonal: U = exp(S − Sᵀ) with X = L((S − Sᵀ)ᵀ, G), so dS = X − Xᵀ.
-/// Invertible: U = exp(S), dS = L(Sᵀ, G). Here e^{Mᵀ} = Uᵀ for both.
-pub fn raw_gradient(kind: MatrixKind, a_raw: &Tensor, u: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+impl ScaledExp {
+    /// Scales `m` [C,C] to ‖M/2^s‖₂ ≤ 1/4 and exponentiates; `None` when its norm
+    /// is not finite or absurdly large.
+    pub fn new(m: &Tensor) -> Result<Option<Self>> {
+        let norm = norm2_estimate(m)?;
+        if !norm.is_finite() {
+            return Ok(None);
+        }
+        // The estimate is a lower bound, tight to a few percent: ×1.1.
+        let s = (norm * 1.1 / SCALED_NORM).log2().ceil().max(0.0) as i32;
+        if s > 30 {
+            return Ok(None);
+        }
+        let scaled = m.f_div_scalar(2f64.powi(s))?;
+        let mut powers = vec![scaled.f_linalg_matrix_exp()?];
+        for j in 1..s.max(1) as usize {
+            let prev = &powers[j - 1];
+            powers.push(prev.f_matmul(prev)?);
+        }
+        let exp = match s {
+            0 => powers[0].shallow_clone(),
+            _ => {
+                let last = &powers[s as usize - 1];
+                last.f_matmul(last)?
+            }
+        };
+        Ok(Some(ScaledExp { scaled, powers, s, exp }))
+    }
+
+    /// e^M.
+    pub fn exp(&self) -> &Tensor {
+        &self.exp
+    }
+
+    /// L(M, E) [C,C]; `None` when the series does not converge.
+    pub fn frechet(&self, e: &Tensor) -> Result<Option<Tensor>> {
+        let eps = 2f64.powi(-26);
+        let mut term = e.shallow_clone();
+        let mut sum = e.f_detach_copy()?;
+        let mut converged = false;
+        for k in 1..=MAX_TERMS {
+            let ad = self.scaled.f_matmul(&term)?.f_sub(&term.f_matmul(&self.scaled)?)?;
+            term = ad.f_mul_scalar(-1.0 / (k as f64 + 1.0))?;
+            sum = sum.f_add(&term)?;
+            let (t, total) = (term.f_norm()?.f_double_value(&[])?, sum.f_norm()?.f_double_value(&[])?);
+            if !(t.is_finite() && total.is_finite()) {
+                return Ok(None);
+            }
+            if t <= eps * total {
+                converged = true;
+                break;
+            }
+        }
+        if !converged {
+            return Ok(None);
+        }
+        let mut l = self.powers[0].f_matmul(&sum)?;
+        // L(2N, 2F) = e^N·L(N, F) + L(N, F)·e^N; the series above is L(N, E), and
+        // L is linear in E, so dividing by 2^s at the end gives L(M, E).
+        for x in self.powers.iter().take(self.s as usize) {
+            l = x.f_matmul(&l)?.f_add(&l.f_matmul(x)?)?;
+        }
+        Ok(Some(if self.s > 0 { l.f_div_scalar(2f64.powi(self.s))? } else { l }))
+    }
+}
+
+/// L(M, E) for exp at M: `m`, `e` [C,C] → [C,C]; `None` when the series does not
+/// converge.
+pub fn exp_frechet(m: &Tensor, e: &Tensor) -> Result<Option<Tensor>> {
+    match ScaledExp::new(m)? {
+        Some(x) => x.frechet(e),
+        None => Ok(None),
+    }
+}
+
+/// The exponent M = (S − Sᵀ)ᵀ or Sᵀ whose exponential is Uᵀ, for `kind`.
+pub fn adjoint_exponent(kind: MatrixKind, a_raw: &Tensor) -> Result<Tensor> {
     let a_raw = a_raw.f_detach()?.f_to_kind(Kind::Float)?;
-    let exponent = match kind {
-        MatrixKind::Orthogonal => a_raw.f_sub(&a_raw.f_tr()?)?,
-        MatrixKind::Invertible => a_raw,
-    };
+    Ok(match kind {
+        MatrixKind::Orthogonal => a_raw.f_tr()?.f_sub(&a_raw)?,
+        MatrixKind::Invertible => a_raw.f_tr()?,
+    })
+}
+
+/// dLoss/dA_raw from G = dLoss/dU, given the [`ScaledExp`] of
+/// [`adjoint_exponent`] (whose `exp()` is Uᵀ); `None` when the series does not
+/// converge.
+pub fn raw_gradient_from(kind: MatrixKind, prepared: &ScaledExp, g: &Tensor) -> Result<Option<Tensor>> {
     let _guard = tch::no_grad_guard();
-    let Some(x) = exp_frechet(&exponent.f_tr()?, g, &u.f_tr()?)? else { return Ok(None) };
+    let Some(x) = prepared.frechet(g)? else { return Ok(None) };
     Ok(Some(match kind {
         MatrixKind::Orthogonal => x.f_sub(&x.f_tr()?)?,
         MatrixKind::Invertible => x,
     }))
+}
+
+/// dLoss/dA_raw from G = dLoss/dU, for U = `kind`.matrix(A_raw) = `u`: `a_raw`, `u`,
+/// `g` [C,C] → [C,C]; `None` when the series does not converge (use autograd).
+/// (`u` is not needed: the exponential is recomputed with what the series needs.)
+///
+/// Orthogonal: U = exp(S − Sᵀ) with X = L((S − Sᵀ)ᵀ, G), so dS = X − Xᵀ.
+/// Invertible: U = exp(S), dS = L(Sᵀ, G). Here e^{Mᵀ} = Uᵀ for both.
+pub fn raw_gradient(kind: MatrixKind, a_raw: &Tensor, _u: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+    let _guard = tch::no_grad_guard();
+    match ScaledExp::new(&adjoint_exponent(kind, a_raw)?)? {
+        Some(prepared) => raw_gradient_from(kind, &prepared, g),
+        None => Ok(None),
+    }
 }

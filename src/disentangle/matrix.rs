@@ -143,7 +143,11 @@ impl Disentangler {
     }
 
     /// The kept value of `pick`, or `compute`'s, kept.
-    fn cached(&self, pick: fn(&mut Cached) -> &mut Option<Tensor>, compute: impl Fn() -> Result<Tensor>) -> Result<Tensor> {
+    fn cached(
+        &self,
+        pick: fn(&mut Cached) -> &mut Option<Tensor>,
+        compute: impl Fn() -> Result<Tensor>,
+    ) -> Result<Tensor> {
         if let Ok(mut c) = self.cache.lock() {
             if let Some(t) = pick(&mut c) {
                 return Ok(t.shallow_clone());

@@ -3,7 +3,7 @@
 //! closed-form adjoint of [`gradient`](super::gradient) (fast; the default).
 use super::{Adam, Disentangler, MatrixKind};
 use crate::error::{Error, Result};
-use crate::prototypes::{purity_argmax_orthogonal, purity_argmax_under};
+use crate::prototypes::{purity_argmax_pairs, purity_argmax_under};
 use std::fmt;
 use std::str::FromStr;
 use tch::{Kind, Tensor};
@@ -99,22 +99,37 @@ pub fn purity_step_gathered(
         return Err(Error::invalid("purity_step", "no gradient reached A (empty batch?)"));
     }
     let s = maps.size();
-    let chunk = (CHUNK_BYTES / (s[1] * s[2] * s[3] * 4).max(1)).clamp(1, b);
+    // Fast: one pass over the batch's distinct images (purity_argmax_pairs);
+    // autograd: the reference's computation on gathered maps, in chunks.
+    let chunk = match how {
+        Gradient::Fast => b,
+        Gradient::Autograd => (CHUNK_BYTES / (s[1] * s[2] * s[3] * 4).max(1)).clamp(1, b),
+    };
     let maps = maps.f_detach()?;
 
     // U, as a leaf for the cheap part of the graph (purity), and the graph from
     // A to U where autograd is asked for (or the fast path cannot converge).
     let a = d.a_raw().f_detach()?.f_set_requires_grad(how == Gradient::Autograd)?;
-    let u_graph = d.kind().matrix(&a)?;
+    // Fast: U = (e^M)ᵀ from the scaled exponential the gradient reuses.
+    let prepared = match how {
+        Gradient::Fast => {
+            let _guard = tch::no_grad_guard();
+            super::gradient::ScaledExp::new(&super::gradient::adjoint_exponent(d.kind(), d.a_raw())?)?
+        }
+        Gradient::Autograd => None,
+    };
+    let u_graph = match &prepared {
+        Some(p) => p.exp().f_tr()?.f_contiguous()?,
+        None => d.kind().matrix(&a)?,
+    };
     let leaf = u_graph.f_detach()?.f_set_requires_grad(true)?;
     let mut value = 0.0;
     for start in (0..b).step_by(chunk as usize) {
         let n = chunk.min(b - start);
-        let features = maps.f_index_select(0, &rows.f_narrow(0, start, n)?)?;
-        let channels = channels.f_narrow(0, start, n)?;
-        let purity = match (how, d.kind()) {
-            (Gradient::Fast, MatrixKind::Orthogonal) => purity_argmax_orthogonal(&features, &leaf, &channels)?,
-            _ => purity_argmax_under(&features, &leaf, &channels)?,
+        let (rows, channels) = (rows.f_narrow(0, start, n)?, channels.f_narrow(0, start, n)?);
+        let purity = match how {
+            Gradient::Fast => purity_argmax_pairs(&maps, &rows, &channels, &leaf, d.kind() == MatrixKind::Orthogonal)?,
+            Gradient::Autograd => purity_argmax_under(&maps.f_index_select(0, &rows)?, &leaf, &channels)?,
         };
         // One chunk: −mean exactly as the reference computes it.
         let loss = if n == b {
@@ -132,9 +147,9 @@ pub fn purity_step_gathered(
     if !value.is_finite() {
         return Err(Error::NonFinite { what: "purity loss".into() });
     }
-    let fast = match how {
-        Gradient::Fast => super::gradient::raw_gradient(d.kind(), d.a_raw(), &u_graph, &g)?,
-        Gradient::Autograd => None,
+    let fast = match &prepared {
+        Some(p) => super::gradient::raw_gradient_from(d.kind(), p, &g)?,
+        None => None,
     };
     let grad = match fast {
         Some(grad) => grad,

@@ -104,8 +104,8 @@ fn purities_of(maps: &Tensor, rows: &Tensor, u: &Tensor, channels: &Tensor) -> c
     let mut parts = Vec::new();
     for start in (0..p).step_by(PURITY_CHUNK as usize) {
         let n = PURITY_CHUNK.min(p - start);
-        let features = maps.f_index_select(0, &rows.f_narrow(0, start, n)?)?;
-        parts.push(crate::prototypes::purity_argmax_under(&features, u, &channels.f_narrow(0, start, n)?)?);
+        let (rows, channels) = (rows.f_narrow(0, start, n)?, channels.f_narrow(0, start, n)?);
+        parts.push(crate::prototypes::purity_argmax_pairs(maps, &rows, &channels, u, false)?);
     }
     if parts.is_empty() {
         return Ok(Tensor::f_zeros([0], (tch::Kind::Float, maps.device()))?);
@@ -222,11 +222,7 @@ pub fn train(
             history = ck.history;
             first = ck.steps_done.min(config.schedule.steps);
             if !config.quiet {
-                eprintln!(
-                    "resuming training after step {first}/{} from {}",
-                    config.schedule.steps,
-                    path.display()
-                );
+                eprintln!("resuming training after step {first}/{} from {}", config.schedule.steps, path.display());
             }
         }
     }

@@ -3,5 +3,5 @@
 pub mod purity;
 pub mod selection;
 
-pub use purity::{mean_purity, purity_argmax, purity_argmax_orthogonal, purity_argmax_under};
+pub use purity::{mean_purity, purity_argmax, purity_argmax_orthogonal, purity_argmax_pairs, purity_argmax_under};
 pub use selection::top_prototypes;

@@ -324,11 +324,13 @@ pub fn train_config(cfg: &rhai::Map) -> Result<crate::disentangle::TrainConfig, 
         seed: seed as u64,
         checkpoint: match training.get("checkpoint") {
             // Default: next to the run's other state, under output_path.
-            None => cfg.get("output_path").map(|o| PathBuf::from(o.to_string()).join(".epic/train_checkpoint.safetensors")),
+            None => {
+                cfg.get("output_path").map(|o| PathBuf::from(o.to_string()).join(".epic/train_checkpoint.safetensors"))
+            }
             Some(v) if v.is_unit() || v.as_bool() == Ok(false) => None,
-            Some(v) if v.as_bool() == Ok(true) => cfg
-                .get("output_path")
-                .map(|o| PathBuf::from(o.to_string()).join(".epic/train_checkpoint.safetensors")),
+            Some(v) if v.as_bool() == Ok(true) => {
+                cfg.get("output_path").map(|o| PathBuf::from(o.to_string()).join(".epic/train_checkpoint.safetensors"))
+            }
             Some(v) => Some(PathBuf::from(v.to_string())),
         },
         gradient: match training.get("gradient") {
