@@ -23,8 +23,11 @@ notebook-kernel: setup
 notebooks: notebook-kernel
 	./tools/run-notebooks.sh
 
+# Criterion benchmarks (loader vs backbone, EPIC's own costs at ImageNet shapes),
+# then the macro benchmark: floor, full EPIC run, explain; ratios printed.
 bench: setup
-	cargo bench --bench throughput
+	cargo bench --bench throughput --bench epic
+	cargo run --release -- run scripts/bench.rhai
 
 doc: setup
 	cargo run --release -- doc > docs/reference.md
