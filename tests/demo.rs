@@ -176,3 +176,29 @@ print(`${ok} ${e.channels.len()} ${e.prototypes[0].len()} ${e.max_logit_change <
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert_eq!(out.trim(), "true 3 4 true true", "{err}");
 }
+
+#[test]
+fn the_macro_benchmark_reports_its_ratios_and_needs_no_second_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = tiny(&tmp.path().join("unused"), &tmp.path().join("cache"));
+    args.push(format!("output={}", tmp.path().join("bench").display()));
+    let o = run("scripts/bench.rhai", &args);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{out}\n{err}");
+    let number = |prefix: &str| -> f64 {
+        let line = out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"));
+        line[prefix.len()..].trim().split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let ratio = number("EPIC run / floor =");
+    let explain = number("explain / one forward =");
+    eprintln!("tiny bench: EPIC run / floor {ratio:.2}, explain / forward {explain:.2}");
+    // The run includes its own backbone pass over the same images, so it cannot
+    // be much cheaper than the floor; an explanation includes one forward pass.
+    assert!(ratio > 0.7 && explain > 0.5, "{out}");
+    // Every prototype map came from the extraction's own pass.
+    assert!(out.contains("0 backbone recomputations"), "{out}");
+    // Lite0: C = 1280 f32 sums + label and prediction (i64) + validity (bool).
+    assert!(out.contains(&format!("bank: {} bytes per image", 1280 * 4 + 8 + 8 + 1)), "{out}");
+    assert!(number("peak RSS:") > 100.0, "{out}");
+    assert!(tmp.path().join("bench/orthogonal.pt").is_file());
+}

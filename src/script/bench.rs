@@ -2,6 +2,7 @@
 //! the bank's footprint, as `scripts/bench.rhai` reports them. Time itself is
 //! Rhai's own `timestamp()` and `.elapsed`.
 use super::network::{BankHandle as Bank, DatasetHandle as Dataset, ModelHandle as Model};
+use super::tensor::ScriptTensor as Tensor;
 use rhai::plugin::*;
 use rhai::{Map, FLOAT, INT};
 
@@ -25,6 +26,17 @@ pub mod api {
         out.insert("batches".into(), (r.batches as INT).into());
         out.insert("seconds".into(), (r.seconds as FLOAT).into());
         Ok(out)
+    }
+
+    /// Seconds for one forward pass of the whole network (backbone and head) on
+    /// one normalised image [3,H,W], as `explain` runs it, waiting for the device.
+    #[rhai_fn(return_raw)]
+    pub fn forward_seconds(model: Model, image: Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
+        let start = std::time::Instant::now();
+        let x = image.0.f_unsqueeze(0).map_err(|e| e.to_string())?;
+        let logits = model.0.logits(&x).map_err(|e| e.to_string())?;
+        logits.f_sum(tch::Kind::Float).and_then(|s| s.f_double_value(&[])).map_err(|e| e.to_string())?;
+        Ok(start.elapsed().as_secs_f64())
     }
 
     /// Peak resident memory of this process so far, in MiB (0 where unknown).
