@@ -274,8 +274,9 @@ pub mod api {
     /// One backbone pass over the data set: a `Bank`. `opts` takes `batch_size`
     /// (an int, or `"auto"`: the largest that fits the GPU; the reference's
     /// dataloader section works: other keys are ignored),
-    /// `cache` (a folder: reuse and resume), `chunk` (images per cache file) and
-    /// `quiet`.
+    /// `cache` (a folder: reuse and resume), `chunk` (images per cache file),
+    /// `memo_mib` (bound of the prototype-map memo, 4096 MiB by default),
+    /// `memo_half` (keep memo maps in f16) and `quiet`.
     ///
     /// ```rhai
     /// let bank = extract(model, train, #{ batch_size: 64, cache: "outputs/cache" });
@@ -289,7 +290,9 @@ pub mod api {
             cache: get(&opts, &["cache"]).map(|c| PathBuf::from(c.to_string())),
             quiet: get(&opts, &["quiet"]).and_then(|q| q.as_bool().ok()).unwrap_or(false),
         };
-        let mut memo = crate::features::FeatureMemo::new(MEMO_BYTES, false);
+        let memo_mib = crate::script::map_int(&opts, &["memo_mib"], (MEMO_BYTES >> 20) as i64)?.max(0) as usize;
+        let half = get(&opts, &["memo_half"]).and_then(|q| q.as_bool().ok()).unwrap_or(false);
+        let mut memo = crate::features::FeatureMemo::new(memo_mib << 20, half);
         let (bank, report) =
             crate::features::extract_into(&model.0, dataset.dataset.clone(), &options, Some(&mut memo))
                 .map_err(|e| e.to_string())?;
