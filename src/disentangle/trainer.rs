@@ -154,6 +154,8 @@ impl Shuffler {
 fn fingerprint(d: &Disentangler, bank: &Bank, config: &TrainConfig) -> crate::Result<String> {
     let mut h = crate::io::Fingerprint::new();
     h.add_str("epic-train-v1");
+    // Another version of epic may train differently: never resume across versions.
+    h.add_str(env!("CARGO_PKG_VERSION"));
     h.add_str(d.kind().name());
     let bytes = |t: &Tensor| -> crate::Result<Vec<u8>> {
         let host = t.f_to_device(Device::Cpu)?.f_contiguous()?;
