@@ -17,7 +17,12 @@ extern "C" fn on_sigint(_: libc::c_int) {
         unsafe { libc::_exit(130) };
     }
     let msg = b"\nepic: interrupted; stopping at the next safe point (Ctrl-C again to quit now)\n";
-    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    // write(2) may set errno under the interrupted code's feet: keep it.
+    unsafe {
+        let errno = *libc::__errno_location();
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        *libc::__errno_location() = errno;
+    }
 }
 
 /// Routes SIGINT to [`requested`] (Unix; elsewhere nothing changes).

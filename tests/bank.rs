@@ -143,10 +143,13 @@ fn the_memo_serves_exact_maps_within_its_bound() {
     // f16 maps: half the memory, and the purity they give differs by little.
     let mut half = FeatureMemo::new(usize::MAX, true);
     let all: Vec<usize> = (0..ds.len()).collect();
-    let _first = half.maps(&net, &loader, &all).unwrap(); // computed, stored in f16
+    let first = half.maps(&net, &loader, &all).unwrap(); // computed, stored in f16
     assert_eq!(half.bytes(), all.len() * map_bytes / 2);
     let zh = half.maps(&net, &loader, &all).unwrap(); // now served from the f16 memo
     assert_eq!(half.hits, all.len());
+    // Held or not, a map has the same values: a resumed run (empty memo) trains
+    // on exactly what the uninterrupted one did.
+    assert!(first.equal(&zh), "computed and held maps differ by {:e}", max_abs_diff(&first, &zh));
     assert!(max_abs_diff(&zh, &z) > 0.0, "f16 rounding must show");
     let channels = (randn(&[ds.len() as i64], 4).abs() * 1e4).to_kind(Kind::Int64).remainder(1280);
     let p32 = epic::prototypes::purity_argmax(&z, &channels).unwrap();

@@ -93,9 +93,12 @@ impl Checkpoint {
             );
             return Ok(None);
         }
-        let state = Vec::<i64>::try_from(get("state")?)?;
+        let state = Vec::<i64>::try_from(get("state")?.f_to_kind(Kind::Int64)?).unwrap_or_default();
         if state.len() != 3 {
-            return Err(Error::invalid(path.display().to_string(), "training checkpoint with a damaged state"));
+            return Err(Error::invalid(
+                path.display().to_string(),
+                "training checkpoint with a damaged state; delete the file to start training over",
+            ));
         }
         Ok(Some(Checkpoint {
             fingerprint: fp,

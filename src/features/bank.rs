@@ -379,7 +379,7 @@ impl Bank {
         let key = u_fingerprint(u)?;
         if let Ok(cache) = self.selection.lock() {
             if let Some((k, protos)) = cache.as_ref() {
-                if *k == key && m >= 0 && protos.size()[1] >= m {
+                if *k == key && m >= 1 && protos.size()[1] >= m {
                     return Ok(protos.f_narrow(1, 0, m)?.f_detach_copy()?);
                 }
             }
@@ -388,7 +388,8 @@ impl Bank {
         if let Ok(mut cache) = self.selection.lock() {
             *cache = Some((key, protos.shallow_clone()));
         }
-        Ok(protos)
+        // The caller's own copy: nothing it does reaches the cache.
+        Ok(protos.f_detach_copy()?)
     }
 
     fn select(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {

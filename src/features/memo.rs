@@ -4,8 +4,8 @@
 //!
 //! Maps can be kept in f16 (half the memory); the purity error this causes is
 //! measured in the test `the_memo_serves_exact_maps_within_its_bound` (tests/bank.rs:
-//! 1.8e-5 on Lite0). Maps computed for a request are returned in f32; later
-//! requests get the stored f16 values.
+//! 1.8e-5 on Lite0). Maps are returned in f32, and in f16 mode always rounded
+//! through f16, held or not, so results never depend on the memo's history.
 use super::bank::BankError;
 use crate::data::Loader;
 use crate::model::Network;
@@ -77,6 +77,10 @@ impl FeatureMemo {
             if let Some((t, used)) = self.maps.get_mut(i) {
                 *used = self.tick;
                 out.push(t.f_to_kind(Kind::Float)?);
+            } else if self.half {
+                // Rounded as a stored map would be: values never depend on
+                // whether the map was held (resumed runs stay bitwise identical).
+                out.push(fresh[i].f_to_kind(Kind::Half)?.f_to_kind(Kind::Float)?);
             } else {
                 out.push(fresh[i].shallow_clone());
             }

@@ -452,10 +452,11 @@ impl Network {
         if !self.device.is_cuda() {
             return 32.min(max.max(1));
         }
+        let max = max.max(1);
         let crop = self.preprocess.crop;
         let mut fits = 0usize;
-        let mut b = 8usize;
-        while b <= max.max(8) {
+        let mut b = 8usize.min(max);
+        while b <= max {
             let ok = Tensor::f_zeros([b as i64, 3, crop, crop], (Kind::Float, Device::Cpu))
                 .map_err(Error::from)
                 .and_then(|x| self.features(&x))
@@ -466,6 +467,6 @@ impl Network {
             fits = b;
             b *= 2;
         }
-        (fits / 2).max(1)
+        (fits / 2).clamp(1, max)
     }
 }

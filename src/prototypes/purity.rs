@@ -154,6 +154,9 @@ pub fn purity_argmax_pairs(
     if check::square(u, "u")? != c {
         return Err(Error::Shape { what: "u".into(), expected: format!("[{c},{c}] to match features"), got: u.size() });
     }
+    check::same_device(maps, &rows, "purity_argmax_pairs(features, rows)")?;
+    check::same_device(maps, &channels, "purity_argmax_pairs(features, channels)")?;
+    check::same_device(maps, u, "purity_argmax_pairs(features, u)")?;
     check::in_range(&rows, "rows", n)?;
     check::in_range(&channels, "channels", c)?;
     let device = maps.device();
