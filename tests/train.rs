@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use epic::data::{Dataset, FashionMnist, Loader};
 use epic::disentangle::{
-    prototype_purity, train, AdamConfig, Gradient, Disentangler, MatrixKind, Schedule, ScheduleKind, TrainConfig,
+    prototype_purity, train, AdamConfig, Disentangler, Gradient, MatrixKind, Schedule, ScheduleKind, TrainConfig,
 };
 use epic::features::{extract, ExtractOptions, FeatureMemo};
 use epic::model::Network;

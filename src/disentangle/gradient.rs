@@ -129,15 +129,6 @@ impl ScaledExp {
     }
 }
 
-/// L(M, E) for exp at M: `m`, `e` [C,C] → [C,C]; `None` when the series does not
-/// converge.
-pub fn exp_frechet(m: &Tensor, e: &Tensor) -> Result<Option<Tensor>> {
-    match ScaledExp::new(m)? {
-        Some(x) => x.frechet(e),
-        None => Ok(None),
-    }
-}
-
 /// The exponent M = (S − Sᵀ)ᵀ or Sᵀ whose exponential is Uᵀ, for `kind`.
 pub fn adjoint_exponent(kind: MatrixKind, a_raw: &Tensor) -> Result<Tensor> {
     let a_raw = a_raw.f_detach()?.f_to_kind(Kind::Float)?;
@@ -159,13 +150,12 @@ pub fn raw_gradient_from(kind: MatrixKind, prepared: &ScaledExp, g: &Tensor) -> 
     }))
 }
 
-/// dLoss/dA_raw from G = dLoss/dU, for U = `kind`.matrix(A_raw) = `u`: `a_raw`, `u`,
-/// `g` [C,C] → [C,C]; `None` when the series does not converge (use autograd).
-/// (`u` is not needed: the exponential is recomputed with what the series needs.)
+/// dLoss/dA_raw from G = dLoss/dU, for U = `kind`.matrix(A_raw): `a_raw`, `g`
+/// [C,C] → [C,C]; `None` when the series does not converge (use autograd).
 ///
 /// Orthogonal: U = exp(S − Sᵀ) with X = L((S − Sᵀ)ᵀ, G), so dS = X − Xᵀ.
 /// Invertible: U = exp(S), dS = L(Sᵀ, G). Here e^{Mᵀ} = Uᵀ for both.
-pub fn raw_gradient(kind: MatrixKind, a_raw: &Tensor, _u: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+pub fn raw_gradient(kind: MatrixKind, a_raw: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
     let _guard = tch::no_grad_guard();
     match ScaledExp::new(&adjoint_exponent(kind, a_raw)?)? {
         Some(prepared) => raw_gradient_from(kind, &prepared, g),

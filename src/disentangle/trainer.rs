@@ -17,7 +17,7 @@ use crate::features::{Bank, BankError, FeatureMemo};
 use crate::model::Network;
 use crate::progress::Progress;
 use std::path::PathBuf;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// How to train (the reference config's `training` and `prototypes.scheduler`).
 #[derive(Debug, Clone)]
@@ -90,12 +90,36 @@ pub fn prototype_purities(
     loader: &Loader,
     memo: &mut FeatureMemo,
 ) -> Result<Tensor, BankError> {
+    Ok(select(d, bank, m, net, loader, memo)?.purities)
+}
+
+/// The top-`m` prototypes of every channel under `d`'s U as (image, channel)
+/// pairs, channel-major: the maps of their images (each once), each pair's row
+/// in them and channel, and each pair's argmax purity, all on the maps' device.
+struct Selection {
+    maps: Tensor,
+    rows: Tensor,
+    channels: Tensor,
+    purities: Tensor,
+}
+
+fn select(
+    d: &Disentangler,
+    bank: &Bank,
+    m: i64,
+    net: &Network,
+    loader: &Loader,
+    memo: &mut FeatureMemo,
+) -> Result<Selection, BankError> {
     let u = d.matrix()?;
     let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m)?)?;
     let (maps, rows) = maps_for(&images, net, loader, memo)?;
-    let _guard = tch::no_grad_guard();
-    let u = u.f_to_device(maps.device())?;
-    Ok(purities_of(&maps, &rows, &u, &channels.f_to_device(maps.device())?)?)
+    let channels = channels.f_to_device(maps.device())?;
+    let purities = {
+        let _guard = tch::no_grad_guard();
+        purities_of(&maps, &rows, &u.f_to_device(maps.device())?, &channels)?
+    };
+    Ok(Selection { maps, rows, channels, purities })
 }
 
 /// Argmax purity under `u` of the pairs (maps[rows[i]], channels[i]), in chunks.
@@ -157,20 +181,16 @@ fn fingerprint(d: &Disentangler, bank: &Bank, config: &TrainConfig) -> crate::Re
     // Another version of epic may train differently: never resume across versions.
     h.add_str(env!("CARGO_PKG_VERSION"));
     h.add_str(d.kind().name());
-    let bytes = |t: &Tensor| -> crate::Result<Vec<u8>> {
-        let host = t.f_to_device(Device::Cpu)?.f_contiguous()?;
-        Ok(Vec::<u8>::try_from(host.f_view_dtype(Kind::Uint8)?.f_reshape([-1])?)?)
-    };
-    h.add_words(&bytes(d.a_raw())?);
+    h.add_tensor_bytes(d.a_raw())?;
     // The bank: its shape, its labels and a sample of its sums (every image's
     // total and up to 1024 whole rows), cheap at ImageNet scale.
     let n = bank.len() as i64;
     h.add_u64(n as u64);
     h.add_u64(bank.channels() as u64);
-    h.add_words(&bytes(&bank.sums.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?);
+    h.add_tensor_bytes(&bank.sums.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
     let stride = (n / 1024).max(1);
-    h.add_words(&bytes(&bank.sums.f_slice(0, 0, n, stride)?)?);
-    h.add_words(&bytes(&bank.valid.f_to_kind(Kind::Uint8)?)?);
+    h.add_tensor_bytes(&bank.sums.f_slice(0, 0, n, stride)?)?;
+    h.add_tensor_bytes(&bank.valid.f_to_kind(Kind::Uint8)?)?;
     h.add_str(&format!(
         "{:?} {} {} {:?} {} {}",
         config.schedule.values(),
@@ -230,17 +250,10 @@ pub fn train(
     }
     let batch = config.batch_size.max(1);
     for (step, m) in config.schedule.values().into_iter().enumerate().skip(first) {
-        let u = d.matrix()?;
-        let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m as i64)?)?;
-        let (maps, rows) = maps_for(&images, net, loader, memo)?;
-        let channels = channels.f_to_device(maps.device())?;
-        let selected = {
-            let _guard = tch::no_grad_guard();
-            let u = u.f_to_device(maps.device())?;
-            purities_of(&maps, &rows, &u, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?
-        };
+        let Selection { maps, rows, channels, purities } = select(d, bank, m as i64, net, loader, memo)?;
+        let selected = purities.f_mean(Kind::Double)?.f_double_value(&[])?;
         history.steps.push((m, selected));
-        let n = images.size()[0] as usize;
+        let n = rows.size()[0] as usize;
         let batches = n.div_ceil(batch);
         let mut progress = Progress::new(
             &format!("step {}/{} m={m}", step + 1, config.schedule.steps),

@@ -318,8 +318,7 @@ fn u_fingerprint(u: Option<&Tensor>) -> crate::Result<String> {
             h.add_u64(d as u64);
         }
         h.add_str(&format!("{:?}", u.kind()));
-        let host = u.f_to_device(Device::Cpu)?.f_contiguous()?;
-        h.add_words(&Vec::<u8>::try_from(host.f_view_dtype(Kind::Uint8)?.f_reshape([-1])?)?);
+        h.add_tensor_bytes(u)?;
     }
     Ok(h.hex())
 }

@@ -37,6 +37,14 @@ impl Fingerprint {
         self.add_bytes(chunks.remainder());
     }
 
+    /// Adds a tensor's raw bytes (as [`add_words`](Self::add_words); copied to the
+    /// CPU and made contiguous first). Shape and dtype are the caller's to add.
+    pub fn add_tensor_bytes(&mut self, t: &tch::Tensor) -> Result<(), tch::TchError> {
+        let host = t.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
+        self.add_words(&Vec::<u8>::try_from(host.f_view_dtype(tch::Kind::Uint8)?.f_reshape([-1])?)?);
+        Ok(())
+    }
+
     /// Adds a string with its length, so that ("ab","c") ≠ ("a","bc").
     pub fn add_str(&mut self, s: &str) {
         self.add_u64(s.len() as u64);

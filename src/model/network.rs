@@ -373,9 +373,7 @@ impl Network {
             for d in t.size() {
                 h.add_u64(d as u64);
             }
-            let host = t.f_to_device(Device::Cpu)?.f_contiguous()?;
-            let bytes = Vec::<u8>::try_from(host.f_view_dtype(Kind::Uint8)?.f_reshape([-1])?)?;
-            h.add_words(&bytes);
+            h.add_tensor_bytes(t)?;
         }
         Ok(h.hex())
     }
