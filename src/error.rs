@@ -1,9 +1,19 @@
-//! The error type of epic's tensor math: the EPIC primitives (`features`,
-//! `prototypes`, `disentangle`, `explain`) and tensor files (`io`).
+//! epic's one error type, [`Error`], which every stage of the pipeline returns.
+//!
+//! Structured variants carry what the message names: the argument and shape
+//! ([`Error::Shape`]), the config key ([`Error::Config`]), the file
+//! ([`Error::Io`]). The two modules with their own vocabulary of failures,
+//! weights files ([`crate::model::Error`], e.g. `UnknownArchitecture { name,
+//! known }`) and images ([`crate::data::Error`]), and config files
+//! ([`crate::config::ConfigError`]) convert into it with `?`, their messages
+//! unchanged. Faces (the CLI, Rhai, notebooks) print it and never re-spell it.
 //!
 //! Public entry points check shapes, dtypes and devices themselves and return
 //! [`Error::Shape`] and friends before libtorch would throw, so a message names the
 //! argument and what was expected rather than an ATen stack trace.
+//!
+//! This file is the one exception to the data-flow order of ARCHITECTURE.md: it
+//! names each module's error type in order to wrap it.
 use std::path::PathBuf;
 
 /// What went wrong in epic's tensor math or tensor files.
@@ -11,42 +21,95 @@ use std::path::PathBuf;
 pub enum Error {
     /// A tensor argument has the wrong shape.
     #[error("{what}: expected shape {expected}, got {got:?}")]
-    Shape { what: String, expected: String, got: Vec<i64> },
+    Shape {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+        /// What was expected.
+        expected: String,
+        /// What was given.
+        got: Vec<i64>,
+    },
 
     /// A tensor argument has the wrong element type.
     #[error("{what}: expected {expected} elements, got {got:?}")]
-    Kind { what: String, expected: &'static str, got: tch::Kind },
+    Kind {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+        /// What was expected.
+        expected: &'static str,
+        /// What was given.
+        got: tch::Kind,
+    },
 
     /// Two tensors that must live together are on different devices.
     #[error("{what}: tensors are on different devices ({a:?} and {b:?}); move them with .to(device) first")]
-    Device { what: String, a: tch::Device, b: tch::Device },
+    Device {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+        /// The first tensor's device.
+        a: tch::Device,
+        /// The second tensor's device.
+        b: tch::Device,
+    },
 
     /// An index (channel, class, row) is outside its range.
     #[error("{what}: index {index} is out of range 0..{bound}; {}", in_range_hint(*.bound))]
-    OutOfRange { what: String, index: i64, bound: i64 },
+    OutOfRange {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+        /// The index given.
+        index: i64,
+        /// The number of valid indices.
+        bound: i64,
+    },
 
     /// Ctrl-C stopped a long operation at a safe point.
     #[error("interrupted during {what}; {resume}")]
-    Interrupted { what: String, resume: String },
+    Interrupted {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+        /// How to resume, in a sentence.
+        resume: String,
+    },
 
     /// A value that must be finite is NaN or infinite.
     #[error("{what}: contains NaN or infinite values; check the features or the matrix that produced them")]
-    NonFinite { what: String },
+    NonFinite {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+    },
 
     /// A tensor that must be finite holds NaN or infinity: the first one's index
     /// and value, and how many there are.
     #[error("{what}: {value} at {at:?} ({count} NaN or infinite value(s) in all); check the features or the matrix that produced them")]
-    NonFiniteAt { what: String, at: Vec<i64>, value: f64, count: i64 },
+    NonFiniteAt {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+        /// Where: the index or byte offset.
+        at: Vec<i64>,
+        /// The first such value.
+        value: f64,
+        /// How many there are.
+        count: i64,
+    },
 
     /// Any other invalid argument, with a sentence saying why.
     #[error("{what}: {why}")]
-    Invalid { what: String, why: String },
+    Invalid {
+        /// What the message is about: an argument, a tensor, an operation.
+        what: String,
+        /// Why, in a sentence.
+        why: String,
+    },
 
     /// Reading or writing a file failed; `action` says what epic was doing.
     #[error("cannot {action} {path}: {source}")]
     Io {
+        /// What epic was doing (`read`, `write`).
         action: &'static str,
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -54,11 +117,50 @@ pub enum Error {
     /// An output could not be put where it belongs: a folder could not be
     /// created, or a folder stands where the file should go.
     #[error("cannot write {path}: {why}; choose another output path")]
-    Folder { path: PathBuf, why: String },
+    Folder {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why, in a sentence.
+        why: String,
+    },
 
     /// A tensor file could not be read or written.
     #[error("{path}: not a readable safetensors file ({message}); was it written completely?")]
-    TensorFile { path: PathBuf, message: String },
+    TensorFile {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying message.
+        message: String,
+    },
+
+    /// A config key has a value of the wrong type or out of range.
+    #[error("config key {key}: {why}")]
+    Config {
+        /// The dotted config key.
+        key: String,
+        /// Why, in a sentence.
+        why: String,
+    },
+
+    /// A config file could not be read, parsed or overridden.
+    #[error(transparent)]
+    ConfigFile(#[from] crate::config::ConfigError),
+
+    /// A network or its weights could not be loaded.
+    #[error(transparent)]
+    Model(#[from] crate::model::Error),
+
+    /// A data set or an image could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::data::Error),
+
+    /// A run's inputs are missing ([`crate::study::preflight`]); the text lists them.
+    #[error("{0}")]
+    Preflight(String),
+
+    /// The data set has no images.
+    #[error("the data set is empty: nothing to extract")]
+    EmptyDataset,
 
     /// libtorch refused an operation that the checks above did not foresee.
     #[error("libtorch: {0}")]

@@ -6,23 +6,31 @@
 //! training images (its *prototypes*) show one pure concept, and re-expresses the
 //! head as A·U⁻¹ so that no logit changes.
 //!
-//! The library is organised by the data it handles:
-//! - [`config`]: YAML experiment configs with the reference's keys, overrides;
+//! The library is organised by the data it handles, in the order it flows
+//! (ARCHITECTURE.md is the map; a test holds every `use` to it):
+//! - [`model`]: networks split into backbone and head, one file per
+//!   architecture, one [registry](model::registry), and their weights (`.pth`
+//!   read without executing pickle, safetensors);
 //! - [`data`]: image folders, Fashion-MNIST, transforms, parallel batches;
-//! - [`features`]: feature maps, the per-pixel rotation, spatial sums;
+//! - [`features`]: feature maps, the per-pixel rotation, spatial sums, the
+//!   [`Bank`](features::Bank) of one backbone pass and the memo of prototype maps;
+//! - [`study`]: the [`Study`] that ties a network, its data set, bank and memo;
 //! - [`prototypes`]: top-m selection and argmax purity;
-//! - [`disentangle`]: U's parametrisations, Adam, the prototype-count schedules;
-//! - [`explain`]: the modified head and the channels that explain a prediction;
-//! - [`io`]: tensor files and atomic writes;
-//! - [`model`]: networks split into backbone and head, one file per architecture,
-//!   and their weights (`.pth` read without executing pickle, safetensors);
-//! - [`render`]: prototype grids, explanation figures, purity plots;
-//! - [`script`]: the Rhai engine that exposes all of it to experiment scripts,
-//!   and sessions that keep one engine and scope across notebook cells;
-//! - `notebook` (cargo feature `notebook`): inline display in evcxr Jupyter.
+//! - [`disentangle`]: U's parametrisations, Adam, the prototype-count schedules,
+//!   training ([`Study::train`]);
+//! - [`explain`]: the modified head, the channels that explain a prediction
+//!   ([`Study::explain`]), predictions, a head fitted on a bank;
+//! - [`render`]: prototype grids, explanation figures, purity plots and tables.
+//!
+//! Beside the flow: [`config`] (YAML configs with the reference's keys, typed
+//! reading), [`error`], [`io`] (tensor files, atomic writes), [`device`].
+//! The faces are thin: [`script`] (the Rhai engine of `epic run`), `notebook`
+//! (cargo feature `notebook`: inline display in evcxr Jupyter), and the `epic`
+//! binary.
 //!
 //! Everything works on any libtorch device, in f32, and returns [`Error`] instead
-//! of panicking.
+//! of panicking. `use epic::prelude::*` brings the types most programs need.
+#![warn(missing_docs)]
 pub(crate) mod check;
 pub mod config;
 pub mod data;
@@ -37,27 +45,36 @@ pub mod memory;
 pub mod model;
 #[cfg(feature = "notebook")]
 pub mod notebook;
-pub mod predict;
 pub mod progress;
 pub mod prototypes;
 pub mod render;
 pub mod report;
 pub mod script;
+pub mod study;
 
 pub use error::{Error, Result};
+pub use study::Study;
 
 /// The names most programs need: `use epic::prelude::*;`.
 pub mod prelude {
+    pub use crate::config::Section;
+    pub use crate::data::{Dataset, FashionMnist, ImageFolder};
     pub use crate::device::parse_device;
     pub use crate::disentangle::{
-        purity_step, purity_step_with, Adam, AdamConfig, Disentangler, Gradient, MatrixKind, Schedule, ScheduleKind,
+        purity_step, purity_step_with, Adam, AdamConfig, Disentangler, Gradient, History, MatrixKind, Schedule,
+        ScheduleKind, TrainConfig,
     };
     pub use crate::error::{Error, Result};
-    pub use crate::explain::{logits, max_logit_change, modified_head, top_channels, TopChannels};
-    pub use crate::features::{channel_activation, rotate, rotate_sums};
+    pub use crate::explain::{
+        logits, max_logit_change, modified_head, top_channels, ExplainOptions, Explanation, HeadFit, TopChannels,
+    };
+    pub use crate::features::{channel_activation, rotate, rotate_sums, BatchSize, ExtractOptions};
     pub use crate::io::{load_tensors, save_tensors};
+    pub use crate::model::{ModelSpec, Network};
     pub use crate::prototypes::{
         mean_purity, purity_argmax, purity_argmax_orthogonal, purity_argmax_pairs, purity_argmax_under, top_prototypes,
     };
+    pub use crate::render::{Canvas, PrototypeGrid, PurityPlot, PurityTable};
+    pub use crate::study::Study;
     pub use tch::{Device, Kind, Tensor};
 }

@@ -98,7 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let net = epic::model::load(&spec)?;
             let mut failed = 0;
             for path in &images {
-                match epic::predict::predict_file(&net, path, k) {
+                match epic::explain::predict_file(&net, path, k) {
                     Ok(preds) => {
                         println!("{}", path.display());
                         for p in preds {

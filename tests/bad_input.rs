@@ -559,7 +559,7 @@ fn a_pickle_that_calls_another_global_is_refused() {
     assert!(!tmp.path().join("pwned_by_pickle").exists() && !Path::new("pwned_by_pickle").exists());
     // Protocol 4's STACK_GLOBAL is checked the same way: builtins.eval.
     let p = b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94\x8c\x04eval\x94\x93\x94\x8c\x011\x94\x85\x94R\x94.";
-    let e = message("pickle calls builtins.eval", epic::model::pickle::read(p));
+    let e = message("pickle calls builtins.eval", epic::model::pth::parse_pickle(p));
     says("pickle calls builtins.eval", &e, &["refused", "builtins.eval"]);
 }
 
@@ -570,7 +570,7 @@ fn pickle_bombs_are_refused_quickly() {
     deep.extend(std::iter::repeat_n(b']', 100_000));
     deep.extend(std::iter::repeat_n(b'a', 99_999));
     deep.push(b'.');
-    let e = message("deeply nested pickle", epic::model::pickle::read(&deep));
+    let e = message("deeply nested pickle", epic::model::pth::parse_pickle(&deep));
     says("deeply nested pickle", &e, &["malformed pickle", "nest more than 100 levels"]);
     // A list of 20 000 values memoised 400 000 times: 8·10⁹ copies.
     let mut memo = b"\x80\x02]".to_vec();
@@ -582,7 +582,7 @@ fn pickle_bombs_are_refused_quickly() {
     }
     memo.push(b'.');
     let t = std::time::Instant::now();
-    let e = message("memo bomb", epic::model::pickle::read(&memo));
+    let e = message("memo bomb", epic::model::pth::parse_pickle(&memo));
     assert!(t.elapsed().as_secs_f64() < 2.0, "took {:?}", t.elapsed());
     says("memo bomb", &e, &["memo copies exceed", "pickle bomb"]);
     // In a legacy checkpoint, the file is named.

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use epic::data::{Dataset, FashionMnist, ImageFolder, Loader};
-use epic::features::{channel_activation, extract, rotate, ExtractOptions, FeatureMemo};
+use epic::features::{channel_activation, extract, rotate, BatchSize, ExtractOptions, FeatureMemo};
 use epic::model::{default_weights, Network};
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
@@ -21,7 +21,13 @@ fn fashion(per_class: usize) -> Arc<dyn Dataset> {
 }
 
 fn quiet(cache: Option<&std::path::Path>) -> ExtractOptions {
-    ExtractOptions { batch_size: 8, chunk: 12, cache: cache.map(Into::into), quiet: true }
+    ExtractOptions {
+        batch_size: BatchSize::Fixed(8),
+        chunk: 12,
+        cache: cache.map(Into::into),
+        quiet: true,
+        ..Default::default()
+    }
 }
 
 /// Feature maps of the whole set by a plain pass, no bank involved.

@@ -3,11 +3,10 @@
 mod common;
 use common::*;
 use epic::data::{Dataset, FashionMnist, Loader};
-use epic::disentangle::{
-    prototype_purity, train, AdamConfig, Disentangler, Gradient, MatrixKind, Schedule, ScheduleKind, TrainConfig,
-};
+use epic::disentangle::{AdamConfig, Disentangler, Gradient, MatrixKind, Schedule, ScheduleKind, TrainConfig};
 use epic::features::{extract, ExtractOptions, FeatureMemo};
 use epic::model::Network;
+use epic::Study;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -51,12 +50,15 @@ fn config(seed: u64) -> TrainConfig {
 fn training_raises_prototype_purity_and_keeps_logits() {
     let (net, ds) = setup();
     let (bank, _) = extract(&net, ds.clone(), &ExtractOptions { quiet: true, ..Default::default() }).unwrap();
-    let loader = Loader::new(ds, net.preprocess(), 16);
-    let mut memo = FeatureMemo::new(1 << 30, false);
+    let loader = Loader::new(ds.clone(), net.preprocess(), 16);
+    let net = std::rc::Rc::new(net);
+    // A memo that starts empty: every map training needs is computed here.
+    let study = Study::from_bank(net.clone(), ds, bank, 16, FeatureMemo::new(1 << 30, false)).unwrap();
     let mut d = Disentangler::identity(MatrixKind::Orthogonal, net.channels(), Device::Cpu).unwrap();
-    let before = prototype_purity(&d, &bank, 2, &net, &loader, &mut memo).unwrap();
-    let history = train(&mut d, &bank, &net, &loader, &mut memo, &config(42)).unwrap();
-    let after = prototype_purity(&d, &bank, 2, &net, &loader, &mut memo).unwrap();
+    let before = study.purity(&d, 2).unwrap();
+    let history = study.train(&mut d, &config(42)).unwrap();
+    let after = study.purity(&d, 2).unwrap();
+    let memo = study.memo_stats();
     eprintln!(
         "purity at m = 2: {before:.4} → {after:.4}; history {history:?}; memo {} hits, {} misses",
         memo.hits, memo.misses
@@ -66,19 +68,12 @@ fn training_raises_prototype_purity_and_keeps_logits() {
     assert_eq!(history.epochs.len(), 4);
     assert!(
         (history.steps[0].1
-            - prototype_purity(
-                &Disentangler::identity(MatrixKind::Orthogonal, 512, Device::Cpu).unwrap(),
-                &bank,
-                3,
-                &net,
-                &loader,
-                &mut memo
-            )
-            .unwrap())
+            - study.purity(&Disentangler::identity(MatrixKind::Orthogonal, 512, Device::Cpu).unwrap(), 3).unwrap())
         .abs()
             < 1e-9
     );
     // Maps of the 40 images were computed at most once each.
+    let memo = study.memo_stats();
     assert!(memo.misses <= 40, "{} maps computed", memo.misses);
 
     let u = d.matrix().unwrap();
@@ -93,11 +88,19 @@ fn training_raises_prototype_purity_and_keeps_logits() {
 fn the_same_seed_gives_the_same_u_bit_for_bit() {
     let (net, ds) = setup();
     let (bank, _) = extract(&net, ds.clone(), &ExtractOptions { quiet: true, ..Default::default() }).unwrap();
-    let loader = Loader::new(ds, net.preprocess(), 16);
+    let net = std::rc::Rc::new(net);
+    let bank = std::rc::Rc::new(bank);
     let run = |seed| {
-        let mut memo = FeatureMemo::new(1 << 30, false);
+        let fresh = epic::features::Bank::new(
+            bank.sums.shallow_clone(),
+            bank.labels.shallow_clone(),
+            bank.predicted.shallow_clone(),
+            bank.valid.shallow_clone(),
+            bank.map_size,
+        );
+        let study = Study::from_bank(net.clone(), ds.clone(), fresh, 16, FeatureMemo::new(1 << 30, false)).unwrap();
         let mut d = Disentangler::identity(MatrixKind::Orthogonal, 512, Device::Cpu).unwrap();
-        let h = train(&mut d, &bank, &net, &loader, &mut memo, &config(seed)).unwrap();
+        let h = study.train(&mut d, &config(seed)).unwrap();
         (d.a_raw().copy(), h)
     };
     let (a1, h1) = run(7);

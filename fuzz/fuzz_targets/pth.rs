@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = epic::model::pickle::read(data);
+    let _ = epic::model::pth::parse_pickle(data);
     if let Ok(ckpt) = epic::model::pth::read_pth_bytes(data, Path::new("fuzz.pth")) {
         let _ = ckpt.state_dict(None);
         let _ = ckpt.state_dict(Some("model"));

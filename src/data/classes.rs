@@ -16,6 +16,18 @@ pub fn names_for(k: i64) -> Vec<String> {
     }
 }
 
+/// The one class-name policy for a `k`-class head, shared by explanations,
+/// predictions and figures: `given` names (the head's own, or its data set's)
+/// when there are exactly `k` of them, except that a 1000-class head is
+/// ImageNet's (an ImageNet folder names its classes by WordNet id, `n01440764`);
+/// else [`names_for`].
+pub fn names_for_head(k: i64, given: Option<&[String]>) -> Vec<String> {
+    match given {
+        Some(names) if k != 1000 && names.len() as i64 == k => names.to_vec(),
+        _ => names_for(k),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

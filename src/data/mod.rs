@@ -21,7 +21,12 @@ use std::path::PathBuf;
 pub enum Error {
     /// An image file could not be read or decoded.
     #[error("{path}: cannot decode the image ({why}); remove or replace the file")]
-    Decode { path: PathBuf, why: String },
+    Decode {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why, in a sentence.
+        why: String,
+    },
     /// An image larger than [`image::MAX_SIDE`], [`image::MAX_PIXELS`] or
     /// [`image::MAX_DECODED_BYTES`], refused before decoding.
     #[error(
@@ -29,23 +34,45 @@ pub enum Error {
         image::MAX_SIDE,
         image::MAX_PIXELS / 1_000_000
     )]
-    TooLarge { path: PathBuf, width: u32, height: u32 },
+    TooLarge {
+        /// The file or folder.
+        path: PathBuf,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
     /// An image the eval transform cannot take.
     #[error("{why}; crop the image or remove it")]
-    Transform { why: String },
+    Transform {
+        /// Why, in a sentence.
+        why: String,
+    },
     /// A data set folder does not have the expected layout.
     #[error("{path}: {why}")]
-    Layout { path: PathBuf, why: String },
+    Layout {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why, in a sentence.
+        why: String,
+    },
     /// Reading a file or folder failed.
     #[error("cannot read {path}: {source}; check the path")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// An index outside the data set.
     #[error("image {index} is out of range: the data set has {len} images")]
-    OutOfRange { index: usize, len: usize },
+    OutOfRange {
+        /// The index given.
+        index: usize,
+        /// The number of images.
+        len: usize,
+    },
     /// libtorch refused an operation.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

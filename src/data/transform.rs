@@ -101,6 +101,23 @@ pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Tensor> {
     Ok(x.f_squeeze_dim(0)?.f_to_device(Device::Cpu)?.f_contiguous()?)
 }
 
+/// A normalised image [3,H,W] back to RGB8 for display: the inverse of the
+/// transform's normalisation, rounded and clamped to 0–255.
+pub fn to_display(image: &Tensor, p: &Preprocess) -> crate::Result<RgbImage> {
+    let mean = Tensor::f_from_slice(&p.mean.map(|v| v as f32))?.f_view([3, 1, 1])?;
+    let std = Tensor::f_from_slice(&p.std.map(|v| v as f32))?.f_view([3, 1, 1])?;
+    let x = image
+        .f_to_device(tch::Device::Cpu)?
+        .f_mul(&std)?
+        .f_add(&mean)?
+        .f_mul_scalar(255.0)?
+        .f_round()?
+        .f_clamp(0.0, 255.0)?;
+    let (h, w) = (x.size()[1], x.size()[2]);
+    let bytes = Vec::<u8>::try_from(x.f_permute([1, 2, 0])?.f_to_kind(Kind::Uint8)?.f_contiguous()?.f_reshape([-1])?)?;
+    RgbImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| crate::Error::invalid("to_display", "size mismatch"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,9 +12,13 @@ use tch::Tensor;
 /// lr = 1e-3 and weight decay 1e-5.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
+    /// Learning rate.
     pub lr: f64,
+    /// Decay of the first moment (0.9).
     pub beta1: f64,
+    /// Decay of the second moment (0.999).
     pub beta2: f64,
+    /// Added to the denominator (1e-8).
     pub eps: f64,
     /// Coupled L2 weight decay λ.
     pub weight_decay: f64,

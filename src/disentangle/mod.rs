@@ -3,16 +3,18 @@
 //! how many prototypes per channel each step trains on ([`schedule`]), and the
 //! training loop over a feature bank ([`trainer`]).
 pub mod adam;
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod gradient;
 pub mod matrix;
 pub mod objective;
 pub mod schedule;
 pub mod store;
+mod train_config;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
 pub use objective::{purity_loss, purity_step, purity_step_gathered, purity_step_with, Gradient};
 pub use schedule::{Schedule, ScheduleKind};
-pub use trainer::{prototype_purities, prototype_purity, train, History, TrainConfig};
+pub use train_config::TrainConfig;
+pub use trainer::History;

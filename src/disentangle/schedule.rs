@@ -49,9 +49,13 @@ impl FromStr for ScheduleKind {
 /// A number-of-prototypes schedule: `steps` values from `start` down towards `end`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
+    /// The element type.
     pub kind: ScheduleKind,
+    /// Prototypes per channel at the first step.
     pub start: usize,
+    /// Prototypes per channel at the last step.
     pub end: usize,
+    /// Number of steps.
     pub steps: usize,
     /// Curvature of the `log` schedule (the reference's `c`, 0.1).
     pub log_c: f64,

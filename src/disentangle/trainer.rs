@@ -11,32 +11,11 @@
 //! and never again while they stay prototypes and fit the memo's bound.
 //! Shuffling uses the configured seed, so a run is reproducible.
 use super::checkpoint::Checkpoint;
-use super::{purity_step_gathered, Adam, AdamConfig, Disentangler, Gradient, Schedule};
-use crate::data::Loader;
-use crate::features::{Bank, BankError, FeatureMemo};
-use crate::model::Network;
+use super::{purity_step_gathered, Adam, Disentangler, TrainConfig};
+use crate::features::Bank;
 use crate::progress::Progress;
-use std::path::PathBuf;
+use crate::study::Study;
 use tch::{Kind, Tensor};
-
-/// How to train (the reference config's `training` and `prototypes.scheduler`).
-#[derive(Debug, Clone)]
-pub struct TrainConfig {
-    pub schedule: Schedule,
-    /// `training.num_epochs_per_prototypes` (2 in the paper).
-    pub epochs_per_step: usize,
-    /// (image, channel) pairs per Adam step (512 in the reference).
-    pub batch_size: usize,
-    pub adam: AdamConfig,
-    /// Seeds the shuffling of pairs.
-    pub seed: u64,
-    /// How each Adam step gets its gradient (`training.gradient`).
-    pub gradient: Gradient,
-    /// Where to keep a [`Checkpoint`] after each schedule step, and resume from
-    /// (`None`: no checkpoints).
-    pub checkpoint: Option<PathBuf>,
-    pub quiet: bool,
-}
 
 /// Mean purities recorded during training.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,6 +24,15 @@ pub struct History {
     pub steps: Vec<(usize, f64)>,
     /// Per epoch: (m, mean of the batch purities).
     pub epochs: Vec<(usize, f64)>,
+}
+
+impl std::fmt::Display for History {
+    /// `History(3 steps, 6 epochs; purity 0.0474 → 0.0563)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self.steps.first().map_or(f64::NAN, |s| s.1);
+        let last = self.epochs.last().map_or(first, |e| e.1);
+        write!(f, "History({} steps, {} epochs; purity {first:.4} → {last:.4})", self.steps.len(), self.epochs.len())
+    }
 }
 
 /// The (image, channel) pairs of prototypes `protos` [C,m]: images and channels, both [C·m] int64.
@@ -57,20 +45,15 @@ fn pairs(protos: &Tensor) -> crate::Result<(Tensor, Tensor)> {
 }
 
 /// Feature maps of the distinct images in `images` [P] int64 (repeats allowed),
-/// from the memo, [N,C,h,w] on the network's device, and for each entry of
-/// `images` its row in them, [P] int64 on that device. Each map is held once,
+/// from the study's memo, [N,C,h,w] on the network's device, and for each entry
+/// of `images` its row in them, [P] int64 on that device. Each map is held once,
 /// however many channels share the image.
-fn maps_for(
-    images: &Tensor,
-    net: &Network,
-    loader: &Loader,
-    memo: &mut FeatureMemo,
-) -> Result<(Tensor, Tensor), BankError> {
+fn maps_for(images: &Tensor, study: &Study) -> crate::Result<(Tensor, Tensor)> {
     let list = Vec::<i64>::try_from(images)?;
     let mut unique: Vec<usize> = list.iter().map(|&i| i as usize).collect();
     unique.sort_unstable();
     unique.dedup();
-    let maps = memo.maps(net, loader, &unique)?;
+    let maps = study.maps(&unique)?;
     let position: Vec<i64> =
         list.iter().map(|&i| unique.binary_search(&(i as usize)).map_or(0, |p| p as i64)).collect();
     let rows = Tensor::f_from_slice(&position)?.f_to_device(maps.device())?;
@@ -79,19 +62,6 @@ fn maps_for(
 
 /// Pairs per chunk when measuring purity of many prototypes at once.
 const PURITY_CHUNK: i64 = 1024;
-
-/// Argmax purity of each of the top-`m` prototypes of every channel under `d`'s
-/// U: [C·m] f32, channel-major (channel k's prototypes at k·m … k·m + m − 1).
-pub fn prototype_purities(
-    d: &Disentangler,
-    bank: &Bank,
-    m: i64,
-    net: &Network,
-    loader: &Loader,
-    memo: &mut FeatureMemo,
-) -> Result<Tensor, BankError> {
-    Ok(select(d, bank, m, net, loader, memo)?.purities)
-}
 
 /// The top-`m` prototypes of every channel under `d`'s U as (image, channel)
 /// pairs, channel-major: the maps of their images (each once), each pair's row
@@ -103,17 +73,10 @@ struct Selection {
     purities: Tensor,
 }
 
-fn select(
-    d: &Disentangler,
-    bank: &Bank,
-    m: i64,
-    net: &Network,
-    loader: &Loader,
-    memo: &mut FeatureMemo,
-) -> Result<Selection, BankError> {
+fn select(d: &Disentangler, study: &Study, m: i64) -> crate::Result<Selection> {
     let u = d.matrix()?;
-    let (images, channels) = pairs(&bank.top_prototypes(Some(&u), m)?)?;
-    let (maps, rows) = maps_for(&images, net, loader, memo)?;
+    let (images, channels) = pairs(&study.bank().top_prototypes(Some(&u), m)?)?;
+    let (maps, rows) = maps_for(&images, study)?;
     let channels = channels.f_to_device(maps.device())?;
     let purities = {
         let _guard = tch::no_grad_guard();
@@ -137,17 +100,24 @@ fn purities_of(maps: &Tensor, rows: &Tensor, u: &Tensor, channels: &Tensor) -> c
     Ok(Tensor::f_cat(&parts, 0)?)
 }
 
-/// Mean argmax purity of the top-`m` prototypes of every channel under `d`'s U.
-pub fn prototype_purity(
-    d: &Disentangler,
-    bank: &Bank,
-    m: i64,
-    net: &Network,
-    loader: &Loader,
-    memo: &mut FeatureMemo,
-) -> Result<f64, BankError> {
-    let p = prototype_purities(d, bank, m, net, loader, memo)?;
-    Ok(p.f_mean(Kind::Double)?.f_double_value(&[])?)
+impl Study {
+    /// Argmax purity of each of the top-`m` prototypes of every channel under
+    /// `d`'s U: [C·m] f32, channel-major (channel k's prototypes at k·m … k·m + m − 1).
+    pub fn purities(&self, d: &Disentangler, m: i64) -> crate::Result<Tensor> {
+        Ok(select(d, self, m)?.purities)
+    }
+
+    /// Mean argmax purity of the top-`m` prototypes of every channel under `d`'s U
+    /// (m = 5 for the reference's before/after numbers).
+    pub fn purity(&self, d: &Disentangler, m: i64) -> crate::Result<f64> {
+        Ok(self.purities(d, m)?.f_mean(Kind::Double)?.f_double_value(&[])?)
+    }
+
+    /// Trains `d` on this study's bank through the schedule; returns the purity
+    /// history. See [`train`].
+    pub fn train(&self, d: &mut Disentangler, config: &TrainConfig) -> crate::Result<History> {
+        train(d, self, config)
+    }
 }
 
 /// A small seeded generator for shuffling (splitmix64), independent of libtorch's RNG.
@@ -203,21 +173,15 @@ fn fingerprint(d: &Disentangler, bank: &Bank, config: &TrainConfig) -> crate::Re
     Ok(h.hex())
 }
 
-/// Trains `d` on `bank` through the schedule; returns the purity history.
+/// Trains `d` on `study`'s bank through the schedule; returns the purity history.
 ///
 /// With `config.checkpoint`, the state after each schedule step is saved there,
 /// and a run that finds a checkpoint of the same training resumes after its last
 /// step, with results bitwise identical to an uninterrupted run. Ctrl-C (see
 /// [`crate::interrupt`]) stops between Adam steps with an
 /// [`Error::Interrupted`](crate::Error::Interrupted) saying how to resume.
-pub fn train(
-    d: &mut Disentangler,
-    bank: &Bank,
-    net: &Network,
-    loader: &Loader,
-    memo: &mut FeatureMemo,
-    config: &TrainConfig,
-) -> Result<History, BankError> {
+fn train(d: &mut Disentangler, study: &Study, config: &TrainConfig) -> crate::Result<History> {
+    let (bank, net) = (study.bank(), study.network());
     // A lives where the network's maps live (a resumed U is loaded on the CPU).
     if d.device() != net.device() {
         *d = d.to_device(net.device())?;
@@ -250,7 +214,7 @@ pub fn train(
     }
     let batch = config.batch_size.max(1);
     for (step, m) in config.schedule.values().into_iter().enumerate().skip(first) {
-        let Selection { maps, rows, channels, purities } = select(d, bank, m as i64, net, loader, memo)?;
+        let Selection { maps, rows, channels, purities } = select(d, study, m as i64)?;
         let selected = purities.f_mean(Kind::Double)?.f_double_value(&[])?;
         history.steps.push((m, selected));
         let n = rows.size()[0] as usize;
@@ -265,7 +229,7 @@ pub fn train(
             let mut total = 0.0;
             for b in 0..batches {
                 if crate::interrupt::requested() {
-                    return Err(interrupted(step, config).into());
+                    return Err(interrupted(step, config));
                 }
                 let idx = order.f_narrow(0, (b * batch) as i64, (batch.min(n - b * batch)) as i64)?;
                 let loss = purity_step_gathered(

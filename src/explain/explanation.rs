@@ -3,18 +3,56 @@
 //! from the **training** bank (the reference code looks training indices up in
 //! the validation set; here prototype indices always index the bank's data set).
 use super::channels::top_channels;
-use crate::data::{transform, Dataset};
+use crate::config::Section;
 use crate::disentangle::Disentangler;
-use crate::features::{rotate, Bank, BankError, FeatureMemo};
-use crate::model::{Network, Preprocess};
-use crate::render::{explanation_figure, Canvas, ExplanationRow, Tile};
+use crate::features::rotate;
+use crate::study::Study;
 use tch::{Kind, Tensor};
+
+/// What to explain (the reference config's `visualization` keys): how many
+/// channels, how many prototypes each, and which class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExplainOptions {
+    /// The top-k channels shown (`num_prototypical_channels` or `k`: 4).
+    pub channels: i64,
+    /// Prototypes per channel (`num_prototypes` or `m`: 5, as the reference's
+    /// training config; its `config_explain.yaml` sets 4).
+    pub prototypes: i64,
+    /// The class explained (`class`); `None`: the prediction.
+    pub class: Option<i64>,
+}
+
+impl Default for ExplainOptions {
+    /// The `visualization` values of `configs/train_base.yaml`: 4 channels of 5
+    /// prototypes each.
+    fn default() -> Self {
+        ExplainOptions { channels: 4, prototypes: 5, class: None }
+    }
+}
+
+impl ExplainOptions {
+    /// The options a `visualization` section (or a script's option map) gives.
+    pub fn from_config(visualization: &Section) -> crate::Result<Self> {
+        let d = ExplainOptions::default();
+        let class = match visualization.get(&["class"]) {
+            None => None,
+            Some(_) => Some(visualization.int(&["class"], 0)?),
+        };
+        Ok(ExplainOptions {
+            channels: visualization.int(&["num_prototypical_channels", "k"], d.channels)?,
+            prototypes: visualization.int(&["num_prototypes", "m"], d.prototypes)?,
+            class,
+        })
+    }
+}
 
 /// The numbers of an explanation; [`Explanation::figure`] draws them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
     /// The explained class (the prediction unless another was asked for).
     pub class: i64,
+    /// Its name ([`Study::class_names`]).
+    pub name: String,
     /// Its softmax probability.
     pub prob: f64,
     /// The top-k channels, largest contribution first.
@@ -23,6 +61,7 @@ pub struct Explanation {
     pub scores: Vec<f64>,
     /// Feature-map size (h, w) and, per channel, the cell (row, col) where Ẑ_c peaks.
     pub grid: (i64, i64),
+    /// The cells.
     pub cells: Vec<(i64, i64)>,
     /// Per channel, its m prototypes: indices into the bank's (training) data set.
     pub prototypes: Vec<Vec<usize>>,
@@ -33,31 +72,30 @@ pub struct Explanation {
 }
 
 /// Ẑ_c = U[c]·Z at every pixel of `maps` [n,C,h,w] → [n,h,w] (row c of U only).
-fn channel_maps(maps: &Tensor, u: &Tensor, c: i64) -> crate::Result<Tensor> {
+pub(crate) fn channel_maps(maps: &Tensor, u: &Tensor, c: i64) -> crate::Result<Tensor> {
     Ok(Tensor::f_einsum("j,njhw->nhw", &[&u.f_get(c)?, maps], None::<i64>)?)
 }
 
 /// Argmax cell (row, col) of each map in `maps` [n,h,w].
-fn peak_cells(maps: &Tensor) -> crate::Result<Vec<(i64, i64)>> {
+pub(crate) fn peak_cells(maps: &Tensor) -> crate::Result<Vec<(i64, i64)>> {
     let (n, w) = (maps.size()[0], maps.size()[2]);
     let flat = Vec::<i64>::try_from(maps.f_reshape([n, -1])?.f_argmax(1, false)?)?;
     Ok(flat.into_iter().map(|i| (i / w, i % w)).collect())
 }
 
-/// Explains `image` [3,H,W] (normalised for `net`): top-`k` channels of `class`
-/// (default: the prediction) under `d`, each with its top-`m` prototypes from `bank`.
-#[allow(clippy::too_many_arguments)]
-pub fn explain(
-    net: &Network,
-    d: &Disentangler,
-    bank: &Bank,
-    train: &crate::data::Loader,
-    memo: &mut FeatureMemo,
-    image: &Tensor,
-    k: i64,
-    m: i64,
-    class: Option<i64>,
-) -> Result<Explanation, BankError> {
+impl Study {
+    /// Explains `image` [3,H,W] (normalised for the study's network): the top
+    /// `options.channels` channels of `options.class` (default: the prediction)
+    /// under `d`, each with its top `options.prototypes` prototypes from the
+    /// study's training bank.
+    pub fn explain(&self, d: &Disentangler, image: &Tensor, options: &ExplainOptions) -> crate::Result<Explanation> {
+        explain(self, d, image, options)
+    }
+}
+
+fn explain(study: &Study, d: &Disentangler, image: &Tensor, options: &ExplainOptions) -> crate::Result<Explanation> {
+    let (net, bank) = (study.network(), study.bank());
+    let (k, m, class) = (options.channels, options.prototypes, options.class);
     let z = net.features(&image.f_unsqueeze(0)?)?;
     let device = z.device();
     let u = d.matrix()?.f_to_device(device)?;
@@ -84,12 +122,14 @@ pub fn explain(
     let mut prototype_cells = Vec::new();
     for &c in &channels {
         let row: Vec<usize> = Vec::<i64>::try_from(protos.f_get(c)?)?.into_iter().map(|i| i as usize).collect();
-        let maps = memo.maps(net, train, &row)?;
+        let maps = study.maps(&row)?;
         prototype_cells.push(peak_cells(&channel_maps(&maps, &u, c)?)?);
         prototypes.push(row);
     }
+    let name = study.class_names().get(class as usize).cloned().unwrap_or_else(|| format!("class {class}"));
     Ok(Explanation {
         class,
+        name,
         prob,
         channels,
         scores,
@@ -99,104 +139,4 @@ pub fn explain(
         prototype_cells,
         max_logit_change: change,
     })
-}
-
-/// A normalised image [3,H,W] back to RGB8 for display.
-pub fn to_display(image: &Tensor, p: &Preprocess) -> crate::Result<image::RgbImage> {
-    let mean = Tensor::f_from_slice(&p.mean.map(|v| v as f32))?.f_view([3, 1, 1])?;
-    let std = Tensor::f_from_slice(&p.std.map(|v| v as f32))?.f_view([3, 1, 1])?;
-    let x = image
-        .f_to_device(tch::Device::Cpu)?
-        .f_mul(&std)?
-        .f_add(&mean)?
-        .f_mul_scalar(255.0)?
-        .f_round()?
-        .f_clamp(0.0, 255.0)?;
-    let (h, w) = (x.size()[1], x.size()[2]);
-    let bytes = Vec::<u8>::try_from(x.f_permute([1, 2, 0])?.f_to_kind(Kind::Uint8)?.f_contiguous()?.f_reshape([-1])?)?;
-    image::RgbImage::from_raw(w as u32, h as u32, bytes)
-        .ok_or_else(|| crate::Error::invalid("to_display", "size mismatch"))
-}
-
-impl Explanation {
-    /// The figure: a header (class, probability, logit check), then per channel
-    /// the input boxed at the channel's peak and its prototypes, each boxed.
-    /// `gray` renders images in gray (the reference's `img_fn: gray`).
-    pub fn figure(
-        &self,
-        input: &image::RgbImage,
-        class_names: &[String],
-        train: &dyn Dataset,
-        preprocess: &Preprocess,
-        gray: bool,
-    ) -> Result<Canvas, BankError> {
-        let look = |img: image::RgbImage| if gray { crate::render::figures::gray(&img) } else { img };
-        let train_names = train.class_names();
-        let name = class_names.get(self.class as usize).cloned().unwrap_or_else(|| format!("class {}", self.class));
-        let mut rows = Vec::new();
-        for (r, &c) in self.channels.iter().enumerate() {
-            let mut tiles = Vec::new();
-            for (j, &i) in self.prototypes[r].iter().enumerate() {
-                let img = transform::cropped_rgb(&train.image(i)?, preprocess)?;
-                let label = train_names.get(train.label(i) as usize).cloned().unwrap_or_default();
-                tiles.push(Tile {
-                    image: look(img),
-                    cell: self.prototype_cells[r][j],
-                    grid: self.grid,
-                    caption: format!("#{i} {label}"),
-                });
-            }
-            rows.push(ExplanationRow {
-                label: format!("channel {c}   contribution {:.3}", self.scores[r]),
-                input: Tile {
-                    image: look(input.clone()),
-                    cell: self.cells[r],
-                    grid: self.grid,
-                    caption: "input".into(),
-                },
-                prototypes: tiles,
-            });
-        }
-        let header = format!(
-            "{name} (class {}, p = {:.3})   max |logit change| {:.1e}",
-            self.class, self.prob, self.max_logit_change
-        );
-        Ok(explanation_figure(&header, &rows)?)
-    }
-}
-
-/// Tiles of channel `channel`'s top-`m` prototypes under `d` (identity when
-/// `None`), each boxed at the channel's peak: for the Base/Trained prototype grids.
-#[allow(clippy::too_many_arguments)]
-pub fn prototype_tiles(
-    net: &Network,
-    d: &Disentangler,
-    bank: &Bank,
-    loader: &crate::data::Loader,
-    memo: &mut FeatureMemo,
-    train: &dyn Dataset,
-    channel: i64,
-    m: i64,
-    gray: bool,
-) -> Result<Vec<Tile>, BankError> {
-    if channel < 0 || channel >= bank.channels() {
-        return Err(crate::Error::OutOfRange { what: "channel".into(), index: channel, bound: bank.channels() }.into());
-    }
-    let u = d.matrix()?;
-    let row: Vec<usize> = Vec::<i64>::try_from(bank.top_prototypes(Some(&u), m)?.f_get(channel)?)?
-        .into_iter()
-        .map(|i| i as usize)
-        .collect();
-    let maps = memo.maps(net, loader, &row)?;
-    let cells = peak_cells(&channel_maps(&maps, &u.f_to_device(maps.device())?, channel)?)?;
-    let grid = (maps.size()[2], maps.size()[3]);
-    let names = train.class_names();
-    let mut tiles = Vec::new();
-    for (j, &i) in row.iter().enumerate() {
-        let img = transform::cropped_rgb(&train.image(i)?, &net.preprocess())?;
-        let img = if gray { crate::render::figures::gray(&img) } else { img };
-        let label = names.get(train.label(i) as usize).cloned().unwrap_or_default();
-        tiles.push(Tile { image: img, cell: cells[j], grid, caption: format!("#{i} {label}") });
-    }
-    Ok(tiles)
 }

@@ -5,7 +5,11 @@
 pub mod channels;
 pub mod explanation;
 pub mod head;
+pub mod head_fit;
+pub mod predict;
 
 pub use channels::{top_channels, TopChannels};
-pub use explanation::{explain, Explanation};
+pub use explanation::{ExplainOptions, Explanation};
 pub use head::{logits, max_logit_change, modified_head};
+pub use head_fit::{fit_head, FittedHead, HeadFit};
+pub use predict::{predict, predict_file, predict_image, Prediction};

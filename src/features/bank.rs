@@ -24,23 +24,7 @@ use tch::{Device, Kind, Tensor};
 /// Bump when the chunk format changes: old caches are then ignored.
 const FORMAT: &str = "epic-bank-v1";
 
-/// What went wrong building or reading a bank.
-#[derive(Debug, thiserror::Error)]
-pub enum BankError {
-    #[error(transparent)]
-    Data(#[from] crate::data::Error),
-    #[error(transparent)]
-    Model(#[from] crate::model::Error),
-    #[error(transparent)]
-    Tensor(#[from] crate::Error),
-    #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
-    /// The data set has no images.
-    #[error("the data set is empty: nothing to extract")]
-    Empty,
-}
-
-type Result<T, E = BankError> = std::result::Result<T, E>;
+type Result<T, E = crate::Error> = std::result::Result<T, E>;
 
 /// Per-image results of one backbone pass over a data set.
 #[derive(Debug)]
@@ -56,26 +40,91 @@ pub struct Bank {
     pub valid: Tensor,
     /// (h, w) of the feature map.
     pub map_size: (i64, i64),
-    /// The last selection: (fingerprint of U, prototypes [C,m]).
-    selection: Mutex<Option<(String, Tensor)>>,
+    /// The last selection: (fingerprint of U, prototypes [C,m]); see
+    /// [`Bank::top_prototypes`](crate::prototypes).
+    pub(crate) selection: Mutex<Option<(String, Tensor)>>,
 }
 
-/// How to run [`extract`].
-#[derive(Debug, Clone)]
+/// Images per backbone batch: a number, or the largest that fits the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSize {
+    /// This many images per batch.
+    Fixed(usize),
+    /// `auto`: the largest batch that fits the GPU ([`Network::fit_batch_size`];
+    /// 32 on the CPU).
+    Auto,
+}
+
+impl BatchSize {
+    /// The number of images per batch for `net`.
+    pub fn for_network(self, net: &Network) -> usize {
+        match self {
+            BatchSize::Fixed(n) => n.max(1),
+            BatchSize::Auto => {
+                let b = net.fit_batch_size(1024);
+                eprintln!("batch_size auto: {b} on {}", crate::device::device_name(net.device()));
+                b
+            }
+        }
+    }
+}
+
+/// How to run [`extract`] and keep prototype maps: the reference config's
+/// `dataloader` section, plus epic's `cache`, `chunk`, `memo_mib`, `memo_half`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExtractOptions {
-    /// Images per backbone batch.
-    pub batch_size: usize,
-    /// Images per cache chunk (the unit of resumption).
+    /// Images per backbone batch (`dataloader.batch_size`: 512 as the reference, or `auto`).
+    pub batch_size: BatchSize,
+    /// Images per cache chunk, the unit of resumption (`dataloader.chunk`: 4096).
     pub chunk: usize,
-    /// Cache folder; `None` keeps nothing on disk.
+    /// Cache folder (`dataloader.cache`); `None` keeps nothing on disk.
     pub cache: Option<PathBuf>,
-    /// No progress output.
+    /// Bound of the prototype-map memo in MiB (`dataloader.memo_mib`: 1024).
+    pub memo_mib: usize,
+    /// Keep memo maps in f16 (`dataloader.memo_half`: false).
+    pub memo_half: bool,
+    /// No progress output (`quiet`).
     pub quiet: bool,
 }
 
 impl Default for ExtractOptions {
+    /// The values of `configs/config_base.yaml` (a test holds them together).
     fn default() -> Self {
-        ExtractOptions { batch_size: 64, chunk: 4096, cache: None, quiet: false }
+        ExtractOptions {
+            batch_size: BatchSize::Fixed(512),
+            chunk: 4096,
+            cache: None,
+            memo_mib: 1024,
+            memo_half: false,
+            quiet: false,
+        }
+    }
+}
+
+impl ExtractOptions {
+    /// The options a `dataloader` section gives (`batch_size`, an int or `auto`;
+    /// `chunk`, `cache`, `memo_mib`, `memo_half`, `quiet`); other keys, such as
+    /// the reference's `num_workers` and `pin_memory`, are accepted and ignored
+    /// (epic decodes on all cores and pins memory on CUDA).
+    pub fn from_config(dataloader: &crate::config::Section) -> crate::Result<Self> {
+        let d = ExtractOptions::default();
+        let batch_size = match dataloader.get(&["batch_size"]) {
+            Some(serde_yaml::Value::String(s)) if s == "auto" => BatchSize::Auto,
+            _ => BatchSize::Fixed(dataloader.int_at_least(&["batch_size"], 512, 1)? as usize),
+        };
+        Ok(ExtractOptions {
+            batch_size,
+            chunk: dataloader.int_at_least(&["chunk"], d.chunk as i64, 1)? as usize,
+            cache: dataloader.string(&["cache"])?.map(PathBuf::from),
+            memo_mib: dataloader.int_at_least(&["memo_mib"], d.memo_mib as i64, 0)? as usize,
+            memo_half: dataloader.bool(&["memo_half"], d.memo_half)?,
+            quiet: dataloader.bool(&["quiet"], d.quiet)?,
+        })
+    }
+
+    /// An empty memo of the bound these options give.
+    pub fn memo(&self) -> FeatureMemo {
+        FeatureMemo::new(self.memo_mib << 20, self.memo_half)
     }
 }
 
@@ -193,7 +242,7 @@ pub fn extract_into(
 ) -> Result<(Bank, ExtractReport)> {
     let n = dataset.len();
     if n == 0 {
-        return Err(BankError::Empty);
+        return Err(crate::Error::EmptyDataset);
     }
     let chunk = options.chunk.max(1);
     let key = cache_key(net, dataset.as_ref(), chunk)?;
@@ -227,7 +276,7 @@ pub fn extract_into(
     if !missing.is_empty() {
         let todo: usize = missing.iter().map(|&i| rows(starts[i]) as usize).sum();
         let mut progress = Progress::new("extract", todo as u64, options.quiet);
-        let loader = Loader::new(dataset.clone(), net.preprocess(), options.batch_size);
+        let loader = Loader::new(dataset.clone(), net.preprocess(), options.batch_size.for_network(net));
         let ranges = missing.iter().map(|&i| starts[i]..starts[i] + rows(starts[i]) as usize).collect();
         let mut batches = loader.batches_in(ranges);
         for &i in &missing {
@@ -246,7 +295,7 @@ pub fn extract_into(
                         ),
                         None => "no cache folder was given (dataloader.cache), so a new run starts over".into(),
                     };
-                    return Err(crate::Error::Interrupted { what: "extraction".into(), resume }.into());
+                    return Err(crate::Error::Interrupted { what: "extraction".into(), resume });
                 }
                 let batch = batches
                     .next()
@@ -310,19 +359,6 @@ pub fn extract_into(
     Ok((bank, report))
 }
 
-/// A fingerprint of U's values (or of "no U"), for the selection cache.
-fn u_fingerprint(u: Option<&Tensor>) -> crate::Result<String> {
-    let mut h = Fingerprint::new();
-    if let Some(u) = u {
-        for d in u.size() {
-            h.add_u64(d as u64);
-        }
-        h.add_str(&format!("{:?}", u.kind()));
-        h.add_tensor_bytes(u)?;
-    }
-    Ok(h.hex())
-}
-
 impl Bank {
     /// A bank from its per-image tensors (see the fields).
     pub fn new(sums: Tensor, labels: Tensor, predicted: Tensor, valid: Tensor, map_size: (i64, i64)) -> Bank {
@@ -366,39 +402,6 @@ impl Bank {
             None => Ok(self.sums.shallow_clone()),
             Some(u) => crate::features::rotate_sums(&self.sums, &u.f_to_device(Device::Cpu)?),
         }
-    }
-
-    /// Top-m prototypes per channel under U, over the images that decoded:
-    /// int64 [C,m] data-set indices, largest activation first.
-    ///
-    /// The last selection is kept: asking again under the same U (same values) for
-    /// m or fewer prototypes costs a fingerprint of U, not the O(N·C²) product
-    /// (explanations and prototype grids ask once per channel or image).
-    pub fn top_prototypes(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {
-        let key = u_fingerprint(u)?;
-        if let Ok(cache) = self.selection.lock() {
-            if let Some((k, protos)) = cache.as_ref() {
-                if *k == key && m >= 1 && protos.size()[1] >= m {
-                    return Ok(protos.f_narrow(1, 0, m)?.f_detach_copy()?);
-                }
-            }
-        }
-        let protos = self.select(u, m)?;
-        if let Ok(mut cache) = self.selection.lock() {
-            *cache = Some((key, protos.shallow_clone()));
-        }
-        // The caller's own copy: nothing it does reaches the cache.
-        Ok(protos.f_detach_copy()?)
-    }
-
-    fn select(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {
-        let act = self.activations(u)?;
-        let valid_rows = self.valid.f_nonzero()?.f_squeeze_dim(1)?;
-        if valid_rows.size()[0] == act.size()[0] {
-            return crate::prototypes::top_prototypes(&act, m);
-        }
-        let local = crate::prototypes::top_prototypes(&act.f_index_select(0, &valid_rows)?, m)?;
-        Ok(valid_rows.f_index(&[Some(local)])?)
     }
 
     /// Logits from the bank alone: A·sums/(h·w) + b, `weight` [K,C], `bias` [K] → [N,K].

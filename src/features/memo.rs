@@ -6,7 +6,7 @@
 //! measured in the test `the_memo_serves_exact_maps_within_its_bound` (tests/bank.rs:
 //! 1.8e-5 on Lite0). Maps are returned in f32, and in f16 mode always rounded
 //! through f16, held or not, so results never depend on the memo's history.
-use super::bank::BankError;
+
 use crate::data::Loader;
 use crate::model::Network;
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ impl FeatureMemo {
     /// Feature maps of `indices` [n,C,h,w] f32 on the network's device, computing
     /// (in batches of the loader's size) only those not held. Maps of images not in
     /// this request are evicted, least recently used first, when over the bound.
-    pub fn maps(&mut self, net: &Network, loader: &Loader, indices: &[usize]) -> Result<Tensor, BankError> {
+    pub fn maps(&mut self, net: &Network, loader: &Loader, indices: &[usize]) -> crate::Result<Tensor> {
         self.tick += 1;
         let mut missing: Vec<usize> = indices.iter().copied().filter(|i| !self.maps.contains_key(i)).collect();
         missing.sort_unstable();

@@ -9,12 +9,10 @@
 //! set from one backbone pass; the [`memo`] keeps the full maps of the current
 //! prototypes.
 pub mod bank;
-pub mod head_fit;
 pub mod memo;
 pub mod pass;
 
-pub use bank::{extract, extract_into, Bank, BankError, ExtractOptions, ExtractReport};
-pub use head_fit::{fit_head, FittedHead};
+pub use bank::{cache_key, extract, extract_into, Bank, BatchSize, ExtractOptions, ExtractReport};
 pub use memo::FeatureMemo;
 pub use pass::{forward_pass, PassReport};
 

@@ -1,6 +1,6 @@
 //! A plain backbone pass over a data set, keeping nothing: the floor that an
 //! EPIC run is measured against (`scripts/bench.rhai`).
-use super::BankError;
+
 use crate::data::{Dataset, Loader};
 use crate::model::Network;
 use crate::progress::Progress;
@@ -26,10 +26,10 @@ pub fn forward_pass(
     dataset: Arc<dyn Dataset>,
     batch_size: usize,
     quiet: bool,
-) -> Result<PassReport, BankError> {
+) -> crate::Result<PassReport> {
     let n = dataset.len();
     if n == 0 {
-        return Err(BankError::Empty);
+        return Err(crate::Error::EmptyDataset);
     }
     let start = Instant::now();
     let loader = Loader::new(dataset, net.preprocess(), batch_size);

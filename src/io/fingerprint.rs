@@ -15,10 +15,12 @@ impl Default for Fingerprint {
 }
 
 impl Fingerprint {
+    /// An empty fingerprint.
     pub fn new() -> Self {
         Fingerprint(OFFSET)
     }
 
+    /// Adds raw bytes.
     pub fn add_bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= b as u128;
@@ -51,6 +53,7 @@ impl Fingerprint {
         self.add_bytes(s.as_bytes());
     }
 
+    /// Adds a number.
     pub fn add_u64(&mut self, v: u64) {
         self.add_bytes(&v.to_le_bytes());
     }

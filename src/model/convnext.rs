@@ -22,37 +22,36 @@
 //! it is one sample-wide affine map of the last stage's output, not a per-pixel
 //! layer norm.
 //!
-//! Inputs are ImageNet-normalised with the resize torchvision's `IMAGENET1K_V1`
+//! Inputs are ImageNet-normalised (see the registry) with the resize torchvision's `IMAGENET1K_V1`
 //! weights were evaluated with (T 236, S 230, B and L 232) and crop 224.
+use super::backbone::{Backbone, Parts};
 use super::layers::{Conv2d, ConvOpts, LayerNorm, Linear};
-use super::network::{Backbone, Parts, Preprocess};
 use super::params::Params;
 use super::Result;
 use tch::{Kind, Tensor};
 
 const LN_EPS: f64 = 1e-6;
 
-/// A ConvNeXt's blocks per stage, channels per stage, and eval resize.
+/// A ConvNeXt's blocks per stage and channels per stage (the eval resize of each
+/// variant is in the [registry](super::registry)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     pub depths: [usize; 4],
     pub dims: [i64; 4],
-    /// The shorter side images are resized to before the 224 crop.
-    pub resize: i64,
 }
 
 impl Config {
     pub fn tiny() -> Self {
-        Config { depths: [3, 3, 9, 3], dims: [96, 192, 384, 768], resize: 236 }
+        Config { depths: [3, 3, 9, 3], dims: [96, 192, 384, 768] }
     }
     pub fn small() -> Self {
-        Config { depths: [3, 3, 27, 3], dims: [96, 192, 384, 768], resize: 230 }
+        Config { depths: [3, 3, 27, 3], dims: [96, 192, 384, 768] }
     }
     pub fn base() -> Self {
-        Config { depths: [3, 3, 27, 3], dims: [128, 256, 512, 1024], resize: 232 }
+        Config { depths: [3, 3, 27, 3], dims: [128, 256, 512, 1024] }
     }
     pub fn large() -> Self {
-        Config { depths: [3, 3, 27, 3], dims: [192, 384, 768, 1536], resize: 232 }
+        Config { depths: [3, 3, 27, 3], dims: [192, 384, 768, 1536] }
     }
 
     /// C, the channels of the feature map (the last stage's).
@@ -176,7 +175,6 @@ pub fn convnext(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
         head: Linear::new(&classifier.pp(2), c, num_classes)?,
         head_prefix: "classifier.2",
         channels: c,
-        preprocess: Preprocess { resize: config.resize, ..Preprocess::IMAGENET },
     })
 }
 

@@ -12,8 +12,8 @@
 //! Checkpoints saved by old torchvision versions name the dense layers' modules
 //! `norm.1`, `conv.2`, …; [`rename_legacy_key`] maps them to today's names when
 //! the weights are loaded.
+use super::backbone::{Backbone, Parts};
 use super::layers::{avg_pool2d, max_pool2d, BatchNorm2d, Conv2d, ConvOpts, Linear};
-use super::network::{Backbone, Parts, Preprocess};
 use super::params::Params;
 use super::Result;
 use tch::Tensor;
@@ -34,6 +34,7 @@ impl Config {
         Config { growth: 32, bn_size: 4, blocks: [6, 12, 24, 16], init_features: 64 }
     }
 
+    #[cfg(test)]
     /// C, the channels of the feature map (each transition halves them).
     pub fn channels(&self) -> i64 {
         let mut c = self.init_features;
@@ -174,7 +175,6 @@ pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
         head: Linear::new(&p.pp("classifier"), c, num_classes)?,
         head_prefix: "classifier",
         channels: c,
-        preprocess: Preprocess::IMAGENET,
     })
 }
 

@@ -7,8 +7,8 @@
 //! weights were trained with), batch norm eps is 1e-3, and inputs are
 //! (pixel − 127)/128. The backbone ends after the head convolution's ReLU6:
 //! Z is [B,1280,7,7] for a 224×224 input.
+use super::backbone::{Backbone, Parts};
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
-use super::network::{Backbone, Parts, Preprocess};
 use super::params::Params;
 use super::Result;
 use tch::Tensor;
@@ -133,6 +133,5 @@ pub fn lite0(p: &Params, num_classes: i64) -> Result<Parts> {
         head: Linear::new(&p.pp("_fc"), 1280, num_classes)?,
         head_prefix: "_fc",
         channels: 1280,
-        preprocess: Preprocess::LITE,
     })
 }

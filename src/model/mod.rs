@@ -1,17 +1,32 @@
-//! Pretrained networks split into backbone and head ([`network`]), one file per
-//! architecture, and their weights: PyTorch checkpoints read without executing
-//! pickle ([`pickle`], [`pth`]) or safetensors.
-pub mod convnext;
-pub mod densenet;
-pub mod efficientnet_lite;
-pub mod layers;
-pub mod network;
-pub mod params;
-pub mod pickle;
+//! Pretrained networks split into backbone and head, one file per architecture,
+//! and their weights.
+//!
+//! - [`backbone`]: the trait and types an architecture file builds (the leaf);
+//! - [`registry`]: the one table of architectures (name, builder, key renamer,
+//!   torchvision weight file, eval transform);
+//! - [`Network`]: a registry entry (or a TorchScript file) with its weights, split
+//!   where EPIC needs it;
+//! - [`ModelSpec`]: what to load, from a config's `model` section;
+//! - weights: PyTorch checkpoints read without executing pickle (`pickle`,
+//!   [`pth`]) or safetensors.
+pub mod backbone;
+mod convnext;
+mod densenet;
+mod efficientnet_lite;
+pub(crate) mod layers;
+mod network;
+pub(crate) mod params;
+pub(crate) mod pickle;
 pub mod pth;
-pub mod resnet;
+pub mod registry;
+mod resnet;
+mod spec;
 
-pub use network::{Backbone, Network, Preprocess, ARCHITECTURES};
+pub use backbone::{Backbone, Parts, Preprocess};
+pub use network::Network;
+pub use pickle::PickleError;
+pub use registry::{Architecture, ARCHITECTURES};
+pub use spec::{load, parse_precision, ModelSpec};
 
 /// The weights file an architecture uses when none is given, if it is installed.
 ///
@@ -50,17 +65,54 @@ pub enum Error {
     /// The checkpoint's pickle was refused or malformed.
     #[error("{path}: {source}")]
     Pickle {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: pickle::PickleError,
     },
     /// The file is not a checkpoint epic understands.
     #[error("{path}: {why}")]
-    Format { path: PathBuf, why: String },
+    Format {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why, in a sentence.
+        why: String,
+    },
+    /// No architecture of this name is in the [registry].
+    #[error("{name}: unknown model; known: {}", .known.join(", "))]
+    UnknownArchitecture {
+        /// The name given.
+        name: String,
+        /// The names that exist.
+        known: Vec<String>,
+    },
+    /// No weights file was given and the architecture has no installed default.
+    #[error("{model}: no weights given: pass a torchvision .pth, a checkpoint or a .safetensors file (`--weights` on the command line; `custom_weights_path` or `weights` in a script's model map)")]
+    NoWeights {
+        /// The architecture's name.
+        model: String,
+    },
+    /// The weights file named does not exist.
+    #[error("{path}: weights file not found; check model.custom_weights_path (or `weights`)")]
+    WeightsNotFound {
+        /// The file or folder.
+        path: PathBuf,
+    },
+    /// A request the network cannot serve (an input shape, a precision, a head).
+    #[error("{model}: {why}")]
+    Invalid {
+        /// The architecture's name.
+        model: String,
+        /// Why, in a sentence.
+        why: String,
+    },
     /// Reading the file failed.
     #[error("cannot read {path}: {source}; check the path")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -78,11 +130,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// How a state dict fails to fit an architecture.
 #[derive(Debug)]
 pub struct Mismatch {
+    /// The file or folder.
     pub path: PathBuf,
+    /// The architecture's name.
     pub model: String,
     /// The head's state-dict prefix, to tell a head-only mismatch apart.
     pub head: &'static str,
+    /// Keys the architecture has and the file lacks.
     pub missing: Vec<String>,
+    /// Keys the file has and the architecture lacks.
     pub unexpected: Vec<String>,
     /// (name, the model's shape, the file's shape)
     pub shapes: Vec<(String, Vec<i64>, Vec<i64>)>,
@@ -123,112 +179,4 @@ impl std::fmt::Display for Mismatch {
             write!(f, "\n  are these weights for another architecture? check model.name")
         }
     }
-}
-
-/// What to load: an architecture, its weights, its classes, where, at what size.
-#[derive(Debug, Clone)]
-pub struct ModelSpec {
-    /// Architecture name (see [`ARCHITECTURES`]).
-    pub name: String,
-    /// Weights file; `None` uses [`default_weights`].
-    pub weights: Option<PathBuf>,
-    /// Number of classes of the head (a fine-tuned checkpoint's own).
-    pub num_classes: i64,
-    pub device: tch::Device,
-    /// (resize, crop) overriding the architecture's transform sizes.
-    pub sizes: Option<(i64, i64)>,
-    /// For `name = "torchscript"`: the TorchScript backbone file; `weights` then
-    /// holds the head (`weight` [K,C] and `bias` [K], optionally under a prefix).
-    pub backbone: Option<PathBuf>,
-    /// The backbone's compute dtype: `Float` (default), `Half` or `BFloat16`
-    /// (see [`Network::set_precision`]).
-    pub precision: tch::Kind,
-}
-
-/// A precision's name in configs (`f32`, `f16`, `bf16`) → its dtype.
-pub fn parse_precision(name: &str) -> Result<tch::Kind> {
-    match name {
-        "f32" | "float32" => Ok(tch::Kind::Float),
-        "f16" | "float16" | "half" => Ok(tch::Kind::Half),
-        "bf16" | "bfloat16" => Ok(tch::Kind::BFloat16),
-        other => Err(Error::Format {
-            path: "model.precision".into(),
-            why: format!("unknown precision {other:?}; use f32, f16 or bf16"),
-        }),
-    }
-}
-
-impl ModelSpec {
-    /// `name` with its default weights, 1000 classes, on `device`.
-    pub fn new(name: &str, device: tch::Device) -> Self {
-        ModelSpec {
-            name: name.into(),
-            weights: None,
-            num_classes: 1000,
-            device,
-            sizes: None,
-            backbone: None,
-            precision: tch::Kind::Float,
-        }
-    }
-}
-
-/// Builds and loads a network as `spec` says. Errors name the missing weights file
-/// and what to set.
-pub fn load(spec: &ModelSpec) -> Result<Network> {
-    if spec.name == "torchscript" {
-        return load_torchscript(spec);
-    }
-    let mut net = Network::new(&spec.name, spec.num_classes, spec.device)?;
-    let weights = spec.weights.clone().or_else(|| default_weights(&spec.name)).ok_or_else(|| Error::Format {
-        path: spec.name.clone().into(),
-        why: "no weights given: pass a torchvision .pth, a checkpoint or a .safetensors file (`--weights` on the command line; `custom_weights_path` or `weights` in a script's model map)".into(),
-    })?;
-    if !weights.is_file() {
-        return Err(Error::Format {
-            path: weights,
-            why: "weights file not found; check model.custom_weights_path (or `weights`)".into(),
-        });
-    }
-    net.load_weights(&weights)?;
-    if let Some((resize, crop)) = spec.sizes {
-        net.set_sizes(resize, crop);
-    }
-    if spec.precision != tch::Kind::Float {
-        net.set_precision(spec.precision)?;
-    }
-    Ok(net)
-}
-
-fn load_torchscript(spec: &ModelSpec) -> Result<Network> {
-    let need = |what: &str| {
-        Error::Format {
-        path: "torchscript".into(),
-        why: format!("needs `{what}`: the backbone is a TorchScript file (`backbone`), the head a state dict with weight and bias (`weights`)"),
-    }
-    };
-    let backbone = spec.backbone.as_ref().ok_or_else(|| need("backbone"))?;
-    let head_file = spec.weights.as_ref().ok_or_else(|| need("weights"))?;
-    let state = if head_file.extension().is_some_and(|e| e == "safetensors") {
-        crate::io::load_tensors(head_file).map_err(|e| Error::Format { path: head_file.clone(), why: e.to_string() })?
-    } else {
-        pth::read_pth(head_file)?.state_dict(None)?
-    };
-    let find = |suffix: &str| {
-        let hits: Vec<&(String, tch::Tensor)> =
-            state.iter().filter(|(k, _)| k == suffix || k.ends_with(&format!(".{suffix}"))).collect();
-        match hits.as_slice() {
-            [one] => Ok(one.1.shallow_clone()),
-            _ => Err(Error::Format {
-                path: head_file.clone(),
-                why: format!("expected exactly one `{suffix}` tensor for the head, found {}", hits.len()),
-            }),
-        }
-    };
-    let mut preprocess = Preprocess::IMAGENET;
-    if let Some((resize, crop)) = spec.sizes {
-        preprocess.resize = resize;
-        preprocess.crop = crop;
-    }
-    Network::from_torchscript(backbone, &find("weight")?, &find("bias")?, preprocess, spec.device)
 }

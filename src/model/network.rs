@@ -1,49 +1,13 @@
 //! A pretrained classifier split where EPIC needs it: a backbone that maps images
 //! to a feature map Z [B,C,h,w], and a head that is global average pooling plus a
 //! linear layer (A, b). head(backbone(x)) equals the full network's logits.
+use super::backbone::{Backbone, KeyRenamer, Preprocess};
 use super::layers::Linear;
 use super::params::Params;
-use super::{convnext, densenet, resnet};
-use super::{Error, Result};
+use super::{registry, Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// The part of a network before global average pooling.
-pub trait Backbone {
-    /// Normalised images [B,3,H,W] f32 → feature map [B,C,h,w] f32.
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
-}
-
-/// How images are prepared for a network: resize the shorter side to `resize`
-/// (bilinear, antialiased), center-crop `crop`, scale to [0,1], then (x − mean)/std.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Preprocess {
-    pub resize: i64,
-    pub crop: i64,
-    pub mean: [f64; 3],
-    pub std: [f64; 3],
-}
-
-impl Preprocess {
-    /// torchvision's ImageNet eval preset: 256 → 224, ImageNet mean/std.
-    pub const IMAGENET: Preprocess =
-        Preprocess { resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
-    /// EfficientNet-Lite's: 256 → 224, x = (pixel − 127)/128 on the 0–255 scale.
-    pub const LITE: Preprocess =
-        Preprocess { resize: 256, crop: 224, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] };
-}
-
-/// What an architecture builder returns.
-pub struct Parts {
-    pub backbone: Box<dyn Backbone>,
-    /// The linear layer after pooling.
-    pub head: Linear,
-    /// The head's state-dict prefix (`fc`, `classifier`, `classifier.2`, `_fc`).
-    pub head_prefix: &'static str,
-    pub channels: i64,
-    pub preprocess: Preprocess,
-}
 
 /// A classifier with its weights, split into backbone and head.
 pub struct Network {
@@ -61,73 +25,39 @@ pub struct Network {
     device: Device,
     /// The backbone's compute dtype: f32, or f16/bf16 after [`Network::set_precision`].
     precision: Kind,
+    /// Names of the head's classes, when the head was fitted on a data set.
+    class_names: Option<std::rc::Rc<Vec<String>>>,
 }
-
-/// Every architecture name [`Network::new`] knows.
-pub const ARCHITECTURES: &[&str] = &[
-    "efficientnet_lite0",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "densenet121",
-    "convnext_tiny",
-    "convnext_small",
-    "convnext_base",
-    "convnext_large",
-];
-
-/// Maps a checkpoint's key to the architecture's name for it (legacy renames).
-pub type KeyRenamer = fn(&str) -> String;
 
 impl Network {
     /// Builds architecture `name` with `num_classes` outputs on `device`; parameters
     /// are zero until [`load_state_dict`](Self::load_state_dict) or
-    /// [`load_weights`](Self::load_weights).
+    /// [`load_weights`](Self::load_weights). `name` is a row of the
+    /// [registry](super::registry).
     pub fn new(name: &str, num_classes: i64, device: Device) -> Result<Self> {
+        let arch = registry::find(name)?;
         if num_classes < 1 {
-            return Err(Error::Format {
-                path: name.into(),
+            return Err(Error::Invalid {
+                model: name.into(),
                 why: format!("num_classes = {num_classes}; must be at least 1"),
             });
         }
         let p = Params::new(device);
-        let mut rename: Option<KeyRenamer> = None;
-        let parts = match name {
-            "efficientnet_lite0" => super::efficientnet_lite::lite0(&p, num_classes)?,
-            "resnet18" => resnet::resnet18(&p, num_classes)?,
-            "resnet34" => resnet::resnet34(&p, num_classes)?,
-            "resnet50" => resnet::resnet50(&p, num_classes)?,
-            "resnet101" => resnet::resnet101(&p, num_classes)?,
-            "resnet152" => resnet::resnet152(&p, num_classes)?,
-            "densenet121" => {
-                rename = Some(densenet::rename_legacy_key);
-                densenet::densenet121(&p, num_classes)?
-            }
-            "convnext_tiny" => convnext::convnext_tiny(&p, num_classes)?,
-            "convnext_small" => convnext::convnext_small(&p, num_classes)?,
-            "convnext_base" => convnext::convnext_base(&p, num_classes)?,
-            "convnext_large" => convnext::convnext_large(&p, num_classes)?,
-            other => {
-                return Err(Error::Format {
-                    path: other.into(),
-                    why: format!("unknown model; known: {}", ARCHITECTURES.join(", ")),
-                })
-            }
-        };
+        let parts = (arch.build)(&p, num_classes)?;
+        let (rename, preprocess) = (arch.rename, arch.preprocess);
         Ok(Network {
             name: name.to_string(),
             backbone: std::rc::Rc::from(parts.backbone),
             head: parts.head,
             head_prefix: parts.head_prefix,
             channels: parts.channels,
-            preprocess: parts.preprocess,
+            preprocess,
             params: p.into_map(),
             rename,
             external: None,
             device,
             precision: Kind::Float,
+            class_names: None,
         })
     }
 
@@ -185,7 +115,26 @@ impl Network {
             external: Some(h.hex()),
             device,
             precision: Kind::Float,
+            class_names: None,
         })
+    }
+
+    /// The names of the head's classes, when they are known (a head fitted on a
+    /// data set names its classes as the data set does).
+    pub fn class_names(&self) -> Option<&[String]> {
+        self.class_names.as_deref().map(Vec::as_slice)
+    }
+
+    /// The same network with its head's classes named `names` (one per class).
+    pub fn with_class_names(mut self, names: Vec<String>) -> Result<Network> {
+        if names.len() as i64 != self.num_classes() {
+            return Err(Error::Invalid {
+                model: self.name.clone(),
+                why: format!("{} class names for a head of {} classes", names.len(), self.num_classes()),
+            });
+        }
+        self.class_names = Some(std::rc::Rc::new(names));
+        Ok(self)
     }
 
     /// The architecture name.
@@ -242,8 +191,8 @@ impl Network {
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         if images.dim() != 4 || images.size()[1] != 3 {
-            return Err(Error::Format {
-                path: self.name.clone().into(),
+            return Err(Error::Invalid {
+                model: self.name.clone(),
                 why: format!("images must be [B,3,H,W], got {:?}", images.size()),
             });
         }
@@ -273,14 +222,14 @@ impl Network {
     /// f32. The difference in purity it causes is measured in `benches/RESULTS.md`.
     pub fn set_precision(&mut self, kind: Kind) -> Result<()> {
         if !matches!(kind, Kind::Float | Kind::Half | Kind::BFloat16) {
-            return Err(Error::Format {
-                path: self.name.clone().into(),
+            return Err(Error::Invalid {
+                model: self.name.clone(),
                 why: format!("precision {kind:?} is not one of f32, f16, bf16"),
             });
         }
         if self.external.is_some() && kind != Kind::Float {
-            return Err(Error::Format {
-                path: self.name.clone().into(),
+            return Err(Error::Invalid {
+                model: self.name.clone(),
                 why: "a TorchScript backbone runs in the precision it was saved in; use f32".into(),
             });
         }
@@ -386,8 +335,8 @@ impl Backbone for Scripted {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let z = self.0.forward_ts(&[x])?;
         if z.dim() != 4 {
-            return Err(Error::Format {
-                path: "<torchscript backbone>".into(),
+            return Err(Error::Invalid {
+                model: "<torchscript backbone>".into(),
                 why: format!("returned shape {:?}; a backbone must return [B,C,h,w] feature maps", z.size()),
             });
         }
@@ -397,13 +346,13 @@ impl Backbone for Scripted {
 
 impl Network {
     /// The same backbone (shared) with another linear head: `weight` [K,C],
-    /// `bias` [K]. For a head fitted on a bank ([`crate::features::fit_head`]) or
+    /// `bias` [K]. For a head fitted on a bank ([`crate::explain::fit_head`]) or
     /// a probe of a new data set.
     pub fn with_head(&self, weight: &Tensor, bias: &Tensor) -> Result<Network> {
         let c = self.channels;
         if weight.size().len() != 2 || weight.size()[1] != c || bias.size() != [weight.size()[0]] {
-            return Err(Error::Format {
-                path: self.name.clone().into(),
+            return Err(Error::Invalid {
+                model: self.name.clone(),
                 why: format!(
                     "a head for C = {c} must be weight [K,{c}] and bias [K], got {:?} and {:?}",
                     weight.size(),
@@ -437,6 +386,7 @@ impl Network {
             external: self.external.clone(),
             device: self.device,
             precision: self.precision,
+            class_names: None,
         })
     }
 }

@@ -42,8 +42,8 @@ impl Params {
         let t = Tensor::f_zeros(shape, (Kind::Float, self.device))?;
         let mut store = self.store.borrow_mut();
         if store.contains_key(&key) {
-            return Err(Error::Format {
-                path: "<model definition>".into(),
+            return Err(Error::Invalid {
+                model: "<model definition>".into(),
                 why: format!("parameter {key} defined twice"),
             });
         }

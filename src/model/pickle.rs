@@ -24,10 +24,20 @@ pub enum PickleError {
     Refused(String),
     /// An opcode epic does not interpret.
     #[error("unsupported pickle opcode 0x{op:02x} at byte {at}")]
-    Opcode { op: u8, at: usize },
+    Opcode {
+        /// The opcode.
+        op: u8,
+        /// Where: the index or byte offset.
+        at: usize,
+    },
     /// The stream ends early or its structure is inconsistent.
     #[error("malformed pickle at byte {at}: {why}")]
-    Malformed { at: usize, why: String },
+    Malformed {
+        /// Where: the index or byte offset.
+        at: usize,
+        /// Why, in a sentence.
+        why: String,
+    },
 }
 
 /// A storage referenced by a persistent id: `('storage', torch.FloatStorage, key, location, numel)`.

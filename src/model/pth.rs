@@ -32,6 +32,13 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
+/// Parses a pickle stream without executing it, as a checkpoint's `data.pkl`
+/// is read: `Ok` when epic can read it, else why not (a refused global such as
+/// `posix.system`, a malformed or bomb-like stream). For checking and fuzzing.
+pub fn parse_pickle(data: &[u8]) -> std::result::Result<(), pickle::PickleError> {
+    pickle::read(data).map(|_| ())
+}
+
 /// Reads a `.pth` file (zip or legacy) without executing any pickle.
 pub fn read_pth(path: &Path) -> Result<Checkpoint> {
     let data = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;

@@ -11,8 +11,8 @@
 //! Inputs are ImageNet-normalised with torchvision's v1 preset (resize 256, crop
 //! 224); its `IMAGENET1K_V2` weights were evaluated with resize 232, which
 //! `Network::set_sizes` can select.
+use super::backbone::{Backbone, Parts};
 use super::layers::{max_pool2d, BatchNorm2d, Conv2d, ConvOpts, Linear};
-use super::network::{Backbone, Parts, Preprocess};
 use super::params::Params;
 use super::Result;
 use tch::Tensor;
@@ -159,7 +159,6 @@ pub fn resnet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
         head: Linear::new(&p.pp("fc"), channels, num_classes)?,
         head_prefix: "fc",
         channels,
-        preprocess: Preprocess::IMAGENET,
     })
 }
 

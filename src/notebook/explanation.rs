@@ -63,7 +63,7 @@ impl ExplanationHandle {
     /// The explanation figure (k rows: the input and the channel's prototypes,
     /// each boxed where the channel peaks) as `image/png`, the summary as text.
     pub fn notebook_output(&self) -> Output {
-        Output::drawn(self.figure(), self.explanation.summary(Some(&self.class_name())))
+        Output::drawn(self.figure(), self.explanation.summary(Some(&self.explanation.name)))
     }
 
     /// Shows the explanation figure under the notebook cell.
@@ -80,6 +80,7 @@ mod tests {
     fn an_explanation_shows_its_channels_in_a_table() {
         let e = Explanation {
             class: 7,
+            name: "class 7".into(),
             prob: 0.8125,
             channels: vec![912, 33],
             scores: vec![1.25, 0.0625],

@@ -24,6 +24,7 @@ use crate::render::Canvas;
 /// One piece of content of an output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
+    /// Text content (HTML, plain text).
     Text(String),
     /// Binary content (PNG), base64-encoded when emitted.
     Bytes(Vec<u8>),
@@ -32,6 +33,7 @@ pub enum Content {
 /// What a value shows in a notebook: at most one content per MIME type.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Output {
+    /// The items.
     pub items: Vec<(&'static str, Content)>,
 }
 

@@ -5,7 +5,8 @@
 //! taken out with `session.get` show their one-line description.
 use super::Output;
 use crate::render::{Canvas, PrototypeGrid, PrototypeGrids, PurityPlot, PurityTable};
-use crate::script::{BankHandle, DisentanglerHandle, ExplanationHandle, ModelHandle, ScriptValue, Session};
+use crate::script::{DisentanglerHandle, ExplanationHandle, ModelHandle, ScriptValue, Session};
+use crate::study::Study;
 
 impl ScriptValue {
     /// What the value shows: see the module's documentation.
@@ -56,7 +57,7 @@ macro_rules! plain_display {
     )*};
 }
 
-plain_display!(BankHandle, ModelHandle, DisentanglerHandle);
+plain_display!(Study, ModelHandle, DisentanglerHandle);
 
 impl Session {
     /// `Session(N runs)`.
@@ -70,7 +71,8 @@ mod tests {
     use super::super::tests::png_of;
     use crate::render::figures::explanation_size;
     use crate::render::table::format_purity;
-    use crate::script::{BankHandle, ExplanationHandle, Session};
+    use crate::script::{ExplanationHandle, Session};
+    use crate::study::Study;
 
     /// The tiny demo through a session: every value a notebook shows, from real
     /// numbers (Lite0 at 64×64 on 3 Fashion-MNIST images per class).
@@ -121,7 +123,7 @@ purity_table(before, after, "top-2 prototypes")"#,
             .notebook_output();
         assert_eq!(png_of(&out).dimensions(), explanation_size(3, 4));
         let e: ExplanationHandle = s.run("explain(d, bank, val.image(4), #{ k: 3, m: 4 })").unwrap().cast().unwrap();
-        assert_eq!(out.text_of("text/plain").unwrap(), e.explanation.summary(Some(&e.class_name())));
+        assert_eq!(out.text_of("text/plain").unwrap(), e.explanation.summary(Some(&e.explanation.name)));
 
         // Prototype grids of two channels: one picture, two rows.
         let out = s.run("prototype_grids(bank, d, [0, 5], 3, #{})").unwrap().notebook_output();
@@ -138,7 +140,7 @@ purity_table(before, after, "top-2 prototypes")"#,
         assert_eq!(png_of(&plot).dimensions(), (1000, 1208));
 
         // Rust values out of the session.
-        let bank: BankHandle = s.get("bank").unwrap();
+        let bank: Study = s.get("bank").unwrap();
         assert_eq!(bank.notebook_output().text_of("text/plain"), Some("Bank(N = 30, C = 1280, maps 2×2)"));
         assert_eq!(s.run("1 + 2").unwrap().notebook_output().text_of("text/plain"), Some("3"));
     }

@@ -1,5 +1,7 @@
 //! Prototypes: for each channel, the training images that activate it most
-//! ([`selection`]), and how purely each one shows that channel ([`purity`]).
+//! ([`selection`]; from a whole bank under U, [`Bank::top_prototypes`](crate::features::Bank::top_prototypes)
+//! in [`bank`]), and how purely each one shows that channel ([`purity`]).
+pub mod bank;
 pub mod purity;
 pub mod selection;
 

@@ -7,6 +7,7 @@ use std::path::Path;
 /// An RGB8 picture being composed.
 #[derive(Clone)]
 pub struct Canvas {
+    /// The picture.
     pub image: RgbImage,
 }
 

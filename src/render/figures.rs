@@ -13,10 +13,13 @@ const LABEL: u32 = 26;
 /// One image in a figure: the (cropped) input, the feature-map cell to box, a caption.
 #[derive(Clone)]
 pub struct Tile {
+    /// The picture.
     pub image: RgbImage,
     /// (row, column) of the boxed cell in a feature map of `grid` = (h, w) cells.
     pub cell: (i64, i64),
+    /// The feature map's size (h, w).
     pub grid: (i64, i64),
+    /// The text under it.
     pub caption: String,
 }
 
@@ -57,8 +60,11 @@ pub fn prototype_grid(title: &str, tiles: &[Tile]) -> Result<Canvas> {
 /// One row of an explanation: the input boxed at the channel's peak, then the
 /// channel's prototypes, under a label (channel id, contribution).
 pub struct ExplanationRow {
+    /// The text before the row.
     pub label: String,
+    /// The input image, boxed at the channel's peak.
     pub input: Tile,
+    /// The prototypes, each boxed.
     pub prototypes: Vec<Tile>,
 }
 
@@ -96,7 +102,9 @@ pub fn explanation_figure(header: &str, rows: &[ExplanationRow]) -> Result<Canva
 /// [`PrototypeGrid::canvas`] (the same figure as [`prototype_grid`]).
 #[derive(Clone)]
 pub struct PrototypeGrid {
+    /// The title above it.
     pub title: String,
+    /// The prototypes as tiles.
     pub tiles: Vec<Tile>,
 }
 
@@ -128,5 +136,48 @@ impl PrototypeGrids {
     /// One line per grid.
     pub fn summary(&self) -> String {
         self.0.iter().map(PrototypeGrid::summary).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// How figures are drawn (the reference config's `visualization` keys that are
+/// not about what is explained; see [`crate::explain::ExplainOptions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visualization {
+    /// Prototypes per channel in grids (`num_prototypes`: 5).
+    pub num_prototypes: i64,
+    /// Images in gray (`img_fn: gray`; the default `none` keeps colour).
+    pub gray: bool,
+    /// Validation images explained by a run (`num_explanations`: 10).
+    pub num_explanations: i64,
+    /// Channels whose prototype grids a run writes (`num_channels_shown`: 4, epic's key).
+    pub num_channels_shown: i64,
+}
+
+impl Default for Visualization {
+    /// The reference's `visualization` values.
+    fn default() -> Self {
+        Visualization { num_prototypes: 5, gray: false, num_explanations: 10, num_channels_shown: 4 }
+    }
+}
+
+impl Visualization {
+    /// The options a `visualization` section (or a script's option map) gives.
+    pub fn from_config(visualization: &crate::config::Section) -> Result<Self> {
+        let d = Visualization::default();
+        let gray = match visualization.string(&["img_fn"])?.as_deref() {
+            None | Some("none") => false,
+            Some("gray") => true,
+            Some(other) => {
+                return Err(
+                    visualization.invalid("img_fn", format!("unknown image function {other:?}; use none or gray"))
+                )
+            }
+        };
+        Ok(Visualization {
+            num_prototypes: visualization.int_at_least(&["num_prototypes", "m"], d.num_prototypes, 1)?,
+            gray,
+            num_explanations: visualization.int_at_least(&["num_explanations"], d.num_explanations, 0)?,
+            num_channels_shown: visualization.int_at_least(&["num_channels_shown"], d.num_channels_shown, 0)?,
+        })
     }
 }

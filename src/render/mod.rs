@@ -6,6 +6,7 @@
 pub mod canvas;
 pub mod figures;
 pub mod plots;
+mod study;
 pub mod table;
 
 pub use canvas::Canvas;

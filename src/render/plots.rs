@@ -139,9 +139,11 @@ fn mean(xs: &[f64]) -> f64 {
 pub struct PurityPlot {
     /// Appears in both plots' titles (e.g. the matrix type).
     pub title: String,
+    /// Purity over training.
     pub history: History,
     /// Per-prototype purities before and after training (e.g. of the top-5).
     pub before: Vec<f64>,
+    /// Per-prototype purities after training.
     pub after: Vec<f64>,
 }
 

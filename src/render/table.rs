@@ -7,15 +7,20 @@
 pub struct PurityTable {
     /// What the purities are of, e.g. "top-5 prototypes of 1280 channels".
     pub caption: String,
+    /// Per-prototype purities before training.
     pub before: Vec<f64>,
+    /// Per-prototype purities after training.
     pub after: Vec<f64>,
 }
 
 /// One row: a statistic, its value before and after training.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PurityRow {
+    /// The name given.
     pub name: &'static str,
+    /// Per-prototype purities before training.
     pub before: f64,
+    /// Per-prototype purities after training.
     pub after: f64,
 }
 
@@ -52,6 +57,7 @@ fn escape(s: &str) -> String {
 }
 
 impl PurityTable {
+    /// The table of per-prototype purities `before` and `after` training, under `caption`.
     pub fn new(caption: impl Into<String>, before: Vec<f64>, after: Vec<f64>) -> Self {
         PurityTable { caption: caption.into(), before, after }
     }

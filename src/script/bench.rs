@@ -1,11 +1,14 @@
 //! Script bindings for measuring a run: the backbone-pass floor, peak memory and
 //! the bank's footprint, as `scripts/bench.rhai` reports them. Time itself is
 //! Rhai's own `timestamp()` and `.elapsed`.
-use super::network::{BankHandle as Bank, DatasetHandle as Dataset, ModelHandle as Model};
+use super::dataset::DatasetHandle as Dataset;
+use super::model::ModelHandle as Model;
 use super::tensor::ScriptTensor as Tensor;
+use crate::study::Study as Bank;
 use rhai::plugin::*;
 use rhai::{Map, FLOAT, INT};
 
+/// The script functions for measuring a run (see `epic doc`).
 #[export_module]
 pub mod api {
     /// One plain backbone pass over the data set, keeping nothing (the floor an
@@ -17,10 +20,10 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn forward_pass(model: Model, dataset: Dataset, opts: Map) -> Result<Map, Box<EvalAltResult>> {
-        let batch = crate::script::network::batch_size_of(&opts, &model, 64)?;
-        let quiet = opts.get("quiet").and_then(|q| q.as_bool().ok()).unwrap_or(false);
-        let r = crate::features::forward_pass(&model.0, dataset.dataset.clone(), batch, quiet)
-            .map_err(|e| e.to_string())?;
+        let value = crate::script::options(&opts);
+        let o = crate::features::ExtractOptions::from_config(&crate::config::Section::at(&value, "dataloader")?)?;
+        let batch = o.batch_size.for_network(&model.0);
+        let r = crate::features::forward_pass(&model.0, dataset.dataset.clone(), batch, o.quiet)?;
         let mut out = Map::new();
         out.insert("images".into(), (r.images as INT).into());
         out.insert("batches".into(), (r.batches as INT).into());
@@ -33,9 +36,9 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn forward_seconds(model: Model, image: Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
         let start = std::time::Instant::now();
-        let x = image.0.f_unsqueeze(0).map_err(|e| e.to_string())?;
-        let logits = model.0.logits(&x).map_err(|e| e.to_string())?;
-        logits.f_sum(tch::Kind::Float).and_then(|s| s.f_double_value(&[])).map_err(|e| e.to_string())?;
+        let x = image.0.f_unsqueeze(0).map_err(crate::Error::from)?;
+        let logits = model.0.logits(&x).map_err(crate::Error::from)?;
+        logits.f_sum(tch::Kind::Float).and_then(|s| s.f_double_value(&[])).map_err(crate::Error::from)?;
         Ok(start.elapsed().as_secs_f64())
     }
 
@@ -47,17 +50,17 @@ pub mod api {
     /// Bytes the bank holds per image: C f32 sums, label, prediction, validity.
     #[rhai_fn(pure)]
     pub fn bytes_per_image(b: &mut Bank) -> INT {
-        b.bank.bytes_per_image() as INT
+        b.bank().bytes_per_image() as INT
     }
 
     /// Maps held by the bank's prototype memo, and its hits and misses (backbone
     /// recomputations): `#{ maps, bytes, hits, misses }`.
     #[rhai_fn(pure)]
     pub fn memo_stats(b: &mut Bank) -> Map {
-        let memo = b.memo.borrow();
+        let memo = b.memo_stats();
         let mut out = Map::new();
-        out.insert("maps".into(), (memo.len() as INT).into());
-        out.insert("bytes".into(), (memo.bytes() as INT).into());
+        out.insert("maps".into(), (memo.maps as INT).into());
+        out.insert("bytes".into(), (memo.bytes as INT).into());
         out.insert("hits".into(), (memo.hits as INT).into());
         out.insert("misses".into(), (memo.misses as INT).into());
         out

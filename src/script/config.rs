@@ -70,6 +70,7 @@ pub fn load_with_overrides(path: &str, overrides: &[String]) -> Result<Value, Co
     })
 }
 
+/// The script functions for configs (see `epic doc`).
 #[export_module]
 pub mod api {
     use super::*;
@@ -85,7 +86,7 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn config(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let overrides = super::super::host_overrides(&ctx);
-        load_with_overrides(path, &overrides).map(|v| to_dynamic(&v)).map_err(|e| e.to_string().into())
+        Ok(to_dynamic(&load_with_overrides(path, &overrides).map_err(crate::Error::from)?))
     }
 
     /// Stops the script at once, before any work, when the config's data set
@@ -97,7 +98,7 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn preflight(config: Map) -> Result<(), Box<EvalAltResult>> {
-        cfg::preflight(&to_yaml(&Dynamic::from_map(config))).map_err(|e| e.into())
+        Ok(crate::study::preflight(&to_yaml(&Dynamic::from_map(config)))?)
     }
 
     /// Writes a config map as YAML (atomically), e.g. the resolved config of a run.
@@ -107,6 +108,6 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn save_config(config: Map, path: &str) -> Result<(), Box<EvalAltResult>> {
-        cfg::save(&to_yaml(&Dynamic::from_map(config)), std::path::Path::new(path)).map_err(|e| e.to_string().into())
+        Ok(cfg::save(&to_yaml(&Dynamic::from_map(config)), std::path::Path::new(path))?)
     }
 }

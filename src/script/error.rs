@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 /// A script failed: where (file, line, column, when known) and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptError {
+    /// The script file.
     pub file: PathBuf,
+    /// The line, when known.
     pub line: Option<usize>,
+    /// The column, when known.
     pub column: Option<usize>,
+    /// The underlying message.
     pub message: String,
 }
 

@@ -6,11 +6,13 @@ use rhai::plugin::*;
 use rhai::Array;
 use rhai::{FLOAT, INT};
 
+/// The script functions for EPIC's tensor math (see `epic doc`).
 #[export_module]
 pub mod api {
     use super::*;
     use crate::{disentangle, explain, features, prototypes};
 
+    /// A libtorch tensor.
     pub type Tensor = ScriptTensor;
 
     /// Orthogonal U = exp(A − Aᵀ) from the raw matrix A [C,C] → [C,C].

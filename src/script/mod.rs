@@ -3,37 +3,47 @@
 //!
 //! This module is glue. Each binding converts Rhai values to library types, calls
 //! one library function, and converts the result back; the logic lives in the
-//! library modules. Bindings are grouped by topic, one `#[export_module]` each:
+//! library modules (mostly as methods of [`crate::Study`]). Bindings are grouped
+//! by handle, one ``#[export_module]` each:
 //! - [`tensor`]: the `Tensor` handle, tensor files, small tensor helpers;
 //! - [`math`]: rotation, activations, prototypes, purity, head, explaining channels;
-//! - [`train`]: `Disentangler` and `Adam` handles, schedules;
-//! - [`network`]: `Model`, `Dataset` and `Bank` handles: loading, prediction,
-//!   extraction;
-//! - [`explain`]: explanations, prototype grids, purity plots and tables;
+//! - [`model`]: the `Model` handle: loading, transforms, prediction;
+//! - [`dataset`]: the `Dataset` handle: image folders, Fashion-MNIST, pictures;
+//! - [`study`]: the `Bank` handle (a [`crate::Study`]): extraction, heads, purity;
+//! - [`disentangler`]: `Disentangler`, `Adam` and `History` handles, schedules, training;
+//! - [`explanation`]: the `Explanation` handle;
+//! - [`figures`]: prototype grids, purity plots and tables;
+//! - [`config`]: configs; [`bench`]: measuring a run;
 //! - [`session`]: one engine and scope across many runs (notebook cells).
 //!
-//! Library errors become Rhai runtime errors; the engine attaches the script's line
-//! and column, and [`ScriptError`] prints them as `file:line:col: message`.
+//! Library errors become Rhai runtime errors through one conversion (`?` on an
+//! [`crate::Error`]); the engine attaches the script's line and column, and
+//! [`ScriptError`] prints them as `file:line:col: message`.
 pub mod args;
 pub mod bench;
 pub mod config;
+pub mod dataset;
+pub mod disentangler;
 pub mod docs;
 pub mod error;
-pub mod explain;
+pub mod explanation;
+pub mod figures;
 pub mod math;
-pub mod network;
+pub mod model;
 pub mod session;
+pub mod study;
 pub mod tensor;
-pub mod train;
 
+pub use dataset::DatasetHandle;
+pub use disentangler::{AdamHandle, DisentanglerHandle};
 pub use error::ScriptError;
-pub use explain::ExplanationHandle;
-pub use network::{BankHandle, DatasetHandle, ModelHandle};
+pub use explanation::ExplanationHandle;
+pub use model::ModelHandle;
 pub use session::{ScriptValue, Session};
 pub use tensor::ScriptTensor;
-pub use train::{AdamHandle, DisentanglerHandle};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Module, Scope, Shared};
+use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -62,10 +72,13 @@ pub fn topics() -> Vec<(&'static str, Module)> {
     vec![
         ("Tensors and tensor files", rhai::exported_module!(tensor::api)),
         ("EPIC math", rhai::exported_module!(math::api)),
-        ("Training U", rhai::exported_module!(train::api)),
-        ("Networks, data sets and feature banks", rhai::exported_module!(network::api)),
+        ("Networks", rhai::exported_module!(model::api)),
+        ("Data sets", rhai::exported_module!(dataset::api)),
+        ("Feature banks", rhai::exported_module!(study::api)),
+        ("Training U", rhai::exported_module!(disentangler::api)),
         ("Configs", rhai::exported_module!(config::api)),
-        ("Explanations and figures", rhai::exported_module!(explain::api)),
+        ("Explanations", rhai::exported_module!(explanation::api)),
+        ("Figures", rhai::exported_module!(figures::api)),
         ("Measuring a run", rhai::exported_module!(bench::api)),
     ]
 }
@@ -131,19 +144,24 @@ fn module_resolver(script: &Path, options: &HostOptions) -> rhai::module_resolve
     all
 }
 
-/// The int under the first of `keys` present in `map` (`()` counts as absent),
-/// or `default`; a value of another type is an error naming `keys[0]`.
-pub(crate) fn map_int(map: &rhai::Map, keys: &[&str], default: rhai::INT) -> Result<rhai::INT, Box<EvalAltResult>> {
-    match keys.iter().find_map(|k| map.get(*k)) {
-        None => Ok(default),
-        Some(v) if v.is_unit() => Ok(default),
-        Some(v) => v.as_int().map_err(|t| format!("{}: expected an int, got a {t}", keys[0]).into()),
+/// The one conversion from a library error to a Rhai runtime error (its
+/// message; the engine adds the position): bindings write `?`.
+impl From<crate::Error> for Box<EvalAltResult> {
+    fn from(e: crate::Error) -> Self {
+        e.to_string().into()
     }
 }
 
-/// A library error as a Rhai runtime error (the engine adds the position).
+/// A library result as a Rhai result (for closures and combinators; `?` does
+/// the same inside a binding).
 pub(crate) fn rt<T>(r: crate::Result<T>) -> Result<T, Box<EvalAltResult>> {
-    r.map_err(|e| e.to_string().into())
+    Ok(r?)
+}
+
+/// The map of options a script passed, as a config section: the bindings read
+/// option maps with the same typed getters as config files.
+pub(crate) fn options(map: &Map) -> Value {
+    config::to_yaml(&Dynamic::from_map(map.clone()))
 }
 
 /// The default device of the running engine (set from [`HostOptions::device`]).

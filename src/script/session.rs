@@ -26,7 +26,9 @@ pub struct Session {
 /// What a run evaluated to, with its text as `print` would show it.
 #[derive(Clone)]
 pub struct ScriptValue {
+    /// The first such value.
     pub value: Dynamic,
+    /// The value as `print` shows it.
     pub text: String,
 }
 

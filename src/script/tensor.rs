@@ -156,6 +156,8 @@ pub fn dynamic_to_json(d: &Dynamic) -> serde_json::Value {
         Value::Array(a.iter().map(dynamic_to_json).collect())
     } else if let Some(m) = d.read_lock::<Map>() {
         Value::Object(m.iter().map(|(k, v)| (k.to_string(), dynamic_to_json(v))).collect())
+    } else if let Some(h) = d.read_lock::<crate::disentangle::History>() {
+        dynamic_to_json(&Dynamic::from_map(super::disentangler::history_map(&h)))
     } else {
         Value::String(d.to_string())
     }
@@ -175,6 +177,7 @@ fn shape_from(shape: &Array, what: &str) -> crate::Result<Vec<i64>> {
         .ok_or_else(|| Error::invalid(what, "the shape must be an array of non-negative ints, like [2, 3]"))
 }
 
+/// The script functions for tensors and tensor files (see `epic doc`).
 #[export_module]
 pub mod api {
     use super::*;

@@ -1,13 +1,17 @@
-//! Top-k class predictions of a network on images, with class names.
+//! Top-k class predictions of a network on images, named by the one class-name
+//! policy ([`classes::names_for_head`]).
 use crate::data::{classes, transform};
 use crate::model::Network;
+use crate::study::Study;
 use std::path::Path;
 use tch::{Kind, Tensor};
 
 /// One predicted class.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
+    /// The class index.
     pub class: i64,
+    /// Its name.
     pub name: String,
     /// Softmax probability.
     pub prob: f64,
@@ -43,6 +47,20 @@ pub fn predict_file(net: &Network, path: &Path, k: i64) -> crate::Result<Vec<Pre
     let img = crate::data::image::load_rgb(path).map_err(|e| crate::Error::invalid("predict", e.to_string()))?;
     let x = transform::preprocess(&img, &net.preprocess())
         .map_err(|e| crate::Error::invalid("predict", format!("{}: {e}", path.display())))?;
-    let names = classes::names_for(net.num_classes());
+    let names = classes::names_for_head(net.num_classes(), net.class_names());
     Ok(predict(net, &x.f_unsqueeze(0)?, k, &names)?.remove(0))
+}
+
+/// Top-`k` predictions for a preprocessed image [3,H,W] (as a data set gives it).
+pub fn predict_image(net: &Network, image: &Tensor, k: i64) -> crate::Result<Vec<Prediction>> {
+    let names = classes::names_for_head(net.num_classes(), net.class_names());
+    Ok(predict(net, &image.f_unsqueeze(0)?, k, &names)?.remove(0))
+}
+
+impl Study {
+    /// Top-`k` predictions of the study's network for a preprocessed image
+    /// [3,H,W], named as the study's explanations name them.
+    pub fn predict(&self, image: &Tensor, k: i64) -> crate::Result<Vec<Prediction>> {
+        Ok(predict(self.network(), &image.f_unsqueeze(0)?, k, &self.class_names())?.remove(0))
+    }
 }

@@ -10,24 +10,48 @@
 //!   unknown one is an error that lists the nearest known keys; `+a.b=value` adds
 //!   one) and keep its type (an int where an int was; ints are accepted for
 //!   floats; a `null` key takes anything).
+pub mod section;
+
+pub use section::Section;
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
 /// What went wrong reading a config or applying an override.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}; check the path")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not YAML.
     #[error("{path}: not valid YAML: {message}; fix the syntax there (a map is `key: value`, one per line; a list `[a, b]`)")]
-    Yaml { path: PathBuf, message: String },
+    Yaml {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying message.
+        message: String,
+    },
+    /// The YAML does not have the shape of a config (defaults, interpolations).
     #[error("{path}: {why}")]
-    Structure { path: PathBuf, why: String },
+    Structure {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why, in a sentence.
+        why: String,
+    },
+    /// A `key=value` override names no key or has the wrong type.
     #[error("override {arg:?}: {why}")]
-    Override { arg: String, why: String },
+    Override {
+        /// The override as given.
+        arg: String,
+        /// Why, in a sentence.
+        why: String,
+    },
 }
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
@@ -352,62 +376,6 @@ pub fn save(config: &Value, path: &Path) -> crate::Result<()> {
     let text =
         serde_yaml::to_string(config).map_err(|e| crate::Error::invalid(path.display().to_string(), e.to_string()))?;
     crate::io::atomic::write_bytes_atomic(path, text.as_bytes())
-}
-
-/// torchvision's file name of an architecture's default ImageNet weights (as
-/// `torch.hub` saves them), for messages that say what to download.
-pub fn torchvision_weights_file(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "resnet18" => "resnet18-f37072fd.pth",
-        "resnet34" => "resnet34-b627a593.pth",
-        "resnet50" => "resnet50-11ad3fa6.pth",
-        "resnet101" => "resnet101-cd907fc2.pth",
-        "resnet152" => "resnet152-f82ba261.pth",
-        "densenet121" => "densenet121-a639ec97.pth",
-        "convnext_tiny" => "convnext_tiny-983f1562.pth",
-        "convnext_small" => "convnext_small-0c510722.pth",
-        "convnext_base" => "convnext_base-6075fbad.pth",
-        "convnext_large" => "convnext_large-ea097f82.pth",
-        _ => return None,
-    })
-}
-
-/// Checks, before any work, that a config's data set folders and weights file
-/// exist. The error names every missing path, the layout expected, the weights
-/// file wanted and the keys (or `key=value` overrides) that point to them.
-pub fn preflight(config: &Value) -> std::result::Result<(), String> {
-    let text = |k: &str| get(config, k).and_then(Value::as_str).map(str::to_string);
-    let mut problems = Vec::new();
-    for key in ["dataset.datapath_train", "dataset.datapath_val"] {
-        match text(key) {
-            None => problems.push(format!("- {key} is not set")),
-            Some(p) if !Path::new(&p).is_dir() => problems.push(format!("- {key} = {p}: no such folder")),
-            Some(_) => {}
-        }
-    }
-    let name = text("model.name").unwrap_or_default();
-    let weights = text("model.custom_weights_path");
-    let default = crate::model::default_weights(&name);
-    match (&weights, &default) {
-        (Some(w), _) if !Path::new(w).is_file() => {
-            problems.push(format!("- model.custom_weights_path = {w}: no such file"))
-        }
-        (None, None) => problems.push("- model.custom_weights_path is not set".into()),
-        _ => {}
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let wanted = torchvision_weights_file(&name)
-        .map(|f| format!("torchvision's ImageNet weights for {name} are the file {f} (or give a fine-tuned checkpoint {{\"model\": state_dict}} with model.num_classes)"))
-        .unwrap_or_else(|| format!("a weights file for {name}"));
-    Err(format!(
-        "cannot start: inputs are missing\n{}\nexpected: dataset.datapath_train and dataset.datapath_val are folders with one sub-folder per class \
-         (e.g. data/imagenet-1k/train/n01440764/*.JPEG and data/imagenet-1k/val/n01440764/*.JPEG); {wanted}.\n\
-         point to them in the config or on the command line, e.g. dataset.datapath_train=/data/imagenet/train dataset.datapath_val=/data/imagenet/val model.custom_weights_path=/weights/{}",
-        problems.join("\n"),
-        torchvision_weights_file(&name).unwrap_or("model.pth")
-    ))
 }
 
 #[cfg(test)]

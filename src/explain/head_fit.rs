@@ -2,9 +2,10 @@
 //! pooled features avgpool(Z) = sums/(h·w). This turns an ImageNet backbone into
 //! a classifier of another data set (the demo's Fashion-MNIST) without another
 //! backbone pass; EPIC then explains that classifier.
-use super::Bank;
 use crate::disentangle::{Adam, AdamConfig};
 use crate::error::{Error, Result};
+use crate::features::Bank;
+use crate::study::Study;
 use tch::{Kind, Tensor};
 
 /// A fitted head and how well it fits.
@@ -16,6 +17,21 @@ pub struct FittedHead {
     pub bias: Tensor,
     /// Accuracy on the bank's own (valid) images.
     pub train_accuracy: f64,
+}
+
+/// How to fit a head: full-batch Adam steps and their learning rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadFit {
+    /// Adam steps over the whole bank (300).
+    pub iterations: usize,
+    /// Adam's learning rate (0.05).
+    pub lr: f64,
+}
+
+impl Default for HeadFit {
+    fn default() -> Self {
+        HeadFit { iterations: 300, lr: 0.05 }
+    }
 }
 
 /// Fits weight [K,C] and bias [K] for `classes` = K by full-batch Adam (lr
@@ -53,4 +69,20 @@ pub fn fit_head(bank: &Bank, classes: i64, iterations: usize, lr: f64) -> Result
     let pred = x.f_linear(&w, Some(&b))?.f_argmax(1, false)?;
     let train_accuracy = pred.f_eq_tensor(&y)?.f_to_kind(Kind::Double)?.f_mean(Kind::Double)?.f_double_value(&[])?;
     Ok(FittedHead { weight: w, bias: b, train_accuracy })
+}
+
+impl Study {
+    /// Fits a `classes`-way linear head on the bank's pooled features
+    /// ([`fit_head`]) and returns the study with that network (the backbone
+    /// shared, its classes named as the data set's when it has as many), whose
+    /// predictions come from the new head, and the fitted head.
+    pub fn fit_head(&self, classes: i64, fit: &HeadFit) -> Result<(Study, FittedHead)> {
+        let fitted = fit_head(self.bank(), classes, fit.iterations, fit.lr)?;
+        let mut net = self.network().with_head(&fitted.weight, &fitted.bias)?;
+        let names = self.dataset().class_names();
+        if names.len() as i64 == classes {
+            net = net.with_class_names(names.to_vec())?;
+        }
+        Ok((self.with_network(net)?, fitted))
+    }
 }
