@@ -187,7 +187,7 @@ fn the_macro_benchmark_reports_its_ratios_and_needs_no_second_pass() {
     assert!(o.status.success(), "{out}\n{err}");
     let number = |prefix: &str| -> f64 {
         let line = out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"));
-        line[prefix.len()..].trim().split_whitespace().next().unwrap().parse().unwrap()
+        line[prefix.len()..].split_whitespace().next().unwrap().parse().unwrap()
     };
     let ratio = number("EPIC run / floor =");
     let explain = number("explain / one forward =");

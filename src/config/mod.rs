@@ -13,7 +13,9 @@
 pub mod section;
 
 pub use section::Section;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Mapping;
+/// A config as YAML values (serde_yaml's).
+pub use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 
 /// What went wrong reading a config or applying an override.
@@ -59,6 +61,33 @@ type Result<T, E = ConfigError> = std::result::Result<T, E>;
 /// Reads `path` and composes its `defaults`, then resolves `${…}` interpolations.
 pub fn load(path: &Path) -> Result<Value> {
     load_with(path, |_| Ok(()))
+}
+
+/// Loads `path` as [`load_with`] does, applying the command line's overrides whose first key
+/// segment the config has (or that start with `+`); other `key=value` arguments
+/// are the script's own (`args`).
+pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Value> {
+    load_with(path, |c| {
+        for o in overrides {
+            let key = o.split('=').next().unwrap_or("");
+            let first = key.trim_start_matches('+').split('.').next().unwrap_or("");
+            if get(c, first).is_some() || key.starts_with('+') || key.contains('.') {
+                apply_override(c, o)?;
+            } else {
+                // A plain key the config lacks is the script's own (`args`); warn on a near miss.
+                let near: Vec<String> =
+                    key_paths(c).into_iter().filter(|k| !k.contains('.') && distance(k, key) <= 2).collect();
+                if !near.is_empty() {
+                    eprintln!(
+                        "warning: {key}={}: not a config key (did you mean {}?); passed to the script as args.{key}",
+                        o.split_once('=').map_or("", |x| x.1),
+                        near.join(" or ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Reads and composes `path`, lets `edit` apply overrides, then resolves `${…}`

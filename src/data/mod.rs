@@ -4,10 +4,10 @@
 //! IDX files ([`fashion_mnist`]), and batches decoded in parallel while the
 //! backbone works on the previous one ([`loader`]).
 pub mod classes;
-pub mod fashion_mnist;
-pub mod folder;
+mod fashion_mnist;
+mod folder;
 pub mod image;
-pub mod loader;
+mod loader;
 pub mod transform;
 
 pub use fashion_mnist::FashionMnist;

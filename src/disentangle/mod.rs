@@ -2,15 +2,15 @@
 //! objective and one optimiser step ([`objective`], [`adam`]), and the schedule of
 //! how many prototypes per channel each step trains on ([`schedule`]), and the
 //! training loop over a feature bank ([`trainer`]).
-pub mod adam;
+mod adam;
 pub(crate) mod checkpoint;
 pub mod gradient;
-pub mod matrix;
-pub mod objective;
-pub mod schedule;
+mod matrix;
+mod objective;
+mod schedule;
 pub mod store;
 mod train_config;
-pub mod trainer;
+mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};

@@ -2,11 +2,11 @@
 //! keeps every logit ([`head`]), and the channels that carry a class's evidence
 //! ([`channels`]), and whole explanations with prototypes and figures
 //! ([`explanation`]).
-pub mod channels;
-pub mod explanation;
-pub mod head;
-pub mod head_fit;
-pub mod predict;
+mod channels;
+pub(crate) mod explanation;
+mod head;
+mod head_fit;
+mod predict;
 
 pub use channels::{top_channels, TopChannels};
 pub use explanation::{ExplainOptions, Explanation};

@@ -8,9 +8,9 @@
 //! re-selecting prototypes cheap. The [`bank`] keeps those sums for a whole data
 //! set from one backbone pass; the [`memo`] keeps the full maps of the current
 //! prototypes.
-pub mod bank;
-pub mod memo;
-pub mod pass;
+mod bank;
+mod memo;
+mod pass;
 
 pub use bank::{cache_key, extract, extract_into, Bank, BatchSize, ExtractOptions, ExtractReport};
 pub use memo::FeatureMemo;

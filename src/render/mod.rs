@@ -3,14 +3,16 @@
 //! machines without fonts render the same) and written atomically as JPEG or PNG;
 //! purity tables as HTML or text. The value types ([`PrototypeGrid`],
 //! [`PurityPlot`], [`PurityTable`]) are what notebooks display inline.
-pub mod canvas;
+pub(crate) mod canvas;
 pub mod figures;
-pub mod plots;
+mod plots;
 mod study;
-pub mod table;
+pub(crate) mod table;
 
 pub use canvas::Canvas;
-pub use figures::{explanation_figure, prototype_grid, ExplanationRow, PrototypeGrid, PrototypeGrids, Tile};
+pub use figures::{
+    explanation_figure, prototype_grid, ExplanationRow, PrototypeGrid, PrototypeGrids, Tile, Visualization,
+};
 pub use plots::{purity_curve, purity_curve_canvas, purity_histogram, purity_histogram_canvas, PurityPlot};
 pub use table::PurityTable;
 

@@ -1,6 +1,6 @@
 //! Script bindings for configs: `config(path)` (YAML with the reference's keys,
 //! composed and overridden by the command line) and `save_config`.
-use crate::config::{self as cfg, ConfigError};
+use crate::config as cfg;
 use rhai::plugin::*;
 use rhai::{Array, Map, FLOAT, INT};
 use serde_yaml::Value;
@@ -43,33 +43,6 @@ pub fn to_yaml(d: &Dynamic) -> Value {
     }
 }
 
-/// Loads `path` and applies the command line's overrides whose first key
-/// segment the config has (or that start with `+`); other `key=value` arguments
-/// are the script's own (`args`).
-pub fn load_with_overrides(path: &str, overrides: &[String]) -> Result<Value, ConfigError> {
-    cfg::load_with(std::path::Path::new(path), |c| {
-        for o in overrides {
-            let key = o.split('=').next().unwrap_or("");
-            let first = key.trim_start_matches('+').split('.').next().unwrap_or("");
-            if cfg::get(c, first).is_some() || key.starts_with('+') || key.contains('.') {
-                cfg::apply_override(c, o)?;
-            } else {
-                // A plain key the config lacks is the script's own (`args`); warn on a near miss.
-                let near: Vec<String> =
-                    cfg::key_paths(c).into_iter().filter(|k| !k.contains('.') && cfg::distance(k, key) <= 2).collect();
-                if !near.is_empty() {
-                    eprintln!(
-                        "warning: {key}={}: not a config key (did you mean {}?); passed to the script as args.{key}",
-                        o.split_once('=').map_or("", |x| x.1),
-                        near.join(" or ")
-                    );
-                }
-            }
-        }
-        Ok(())
-    })
-}
-
 /// The script functions for configs (see `epic doc`).
 #[export_module]
 pub mod api {
@@ -86,7 +59,7 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn config(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let overrides = super::super::host_overrides(&ctx);
-        Ok(to_dynamic(&load_with_overrides(path, &overrides).map_err(crate::Error::from)?))
+        Ok(to_dynamic(&cfg::load_with_overrides(std::path::Path::new(path), &overrides).map_err(crate::Error::from)?))
     }
 
     /// Stops the script at once, before any work, when the config's data set

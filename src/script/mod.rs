@@ -20,19 +20,19 @@
 //! [`crate::Error`]); the engine attaches the script's line and column, and
 //! [`ScriptError`] prints them as `file:line:col: message`.
 pub mod args;
-pub mod bench;
-pub mod config;
-pub mod dataset;
-pub mod disentangler;
+mod bench;
+mod config;
+mod dataset;
+mod disentangler;
 pub mod docs;
-pub mod error;
-pub mod explanation;
-pub mod figures;
-pub mod math;
-pub mod model;
-pub mod session;
-pub mod study;
-pub mod tensor;
+mod error;
+mod explanation;
+mod figures;
+mod math;
+mod model;
+mod session;
+mod study;
+mod tensor;
 
 pub use dataset::DatasetHandle;
 pub use disentangler::{AdamHandle, DisentanglerHandle};

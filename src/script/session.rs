@@ -114,7 +114,7 @@ impl Session {
         Ok(ScriptValue { value, text })
     }
 
-    /// The variable `name` as `T` (a handle such as `BankHandle`, a `rhai::Map`,
+    /// The variable `name` as `T` (a handle such as `epic::Study` for a `Bank`, a `rhai::Map`,
     /// an `i64` …); an error names the variables there are, or the type it has.
     pub fn get<T: Clone + 'static>(&self, name: &str) -> Result<T, ScriptError> {
         let fail = |message: String| ScriptError { file: "session".into(), line: None, column: None, message };
