@@ -34,7 +34,7 @@ enum Command {
     },
     /// Print the top classes of images: `epic predict efficientnet_lite0 photo.jpg`.
     Predict {
-        /// Architecture name (efficientnet_lite0, resnet18 … convnext_large).
+        /// Architecture name: a row of the registry (efficientnet_lite0, resnet18 … convnext_large, swin_t … swin_v2_b).
         model: String,
         /// Image files.
         #[arg(required = true)]

@@ -2,14 +2,15 @@
 //!
 //! Mirrors torchvision's `Resize(resize, antialias=True)` + `CenterCrop(crop)` +
 //! `Normalize(mean, std)`: the shorter side becomes `resize` (the longer one
-//! `int(resize·long/short)`), resampling is bilinear with antialiasing
-//! (libtorch's `_upsample_bilinear2d_aa`, the kernel torchvision uses on tensors,
-//! rounded back to 8 bits), and the crop offset is `round((size − crop)/2)` with
+//! `int(resize·long/short)`), resampling is bilinear (or bicubic, by
+//! [`Preprocess::interpolation`]) with antialiasing (libtorch's
+//! `_upsample_bilinear2d_aa` / `_upsample_bicubic2d_aa`, the kernels torchvision
+//! uses on float tensors, rounded back to 8 bits), and the crop offset is `round((size − crop)/2)` with
 //! Python's round-half-to-even. PIL resamples in two 8-bit passes, so pixels can
 //! differ from the reference's PIL pipeline by a level or two (the test
 //! `resize_matches_pil_within_a_small_bound` measures it).
 use super::Result;
-use crate::model::Preprocess;
+use crate::model::{Interpolation, Preprocess};
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
@@ -41,6 +42,11 @@ pub fn to_tensor(img: &RgbImage) -> Result<Tensor> {
 /// An image so elongated that the result would exceed [`MAX_RESIZED_PIXELS`]
 /// (a 1 × 20 000 strip becomes 256 × 5 120 000) is an error, not a 16 GB tensor.
 pub fn resize(x: &Tensor, size: i64) -> Result<Tensor> {
+    resize_with(x, size, Interpolation::Bilinear)
+}
+
+/// [`resize`] with the filter `interpolation`: [1,3,H,W] 0–255 → [1,3,h,w] 0–255.
+pub fn resize_with(x: &Tensor, size: i64, interpolation: Interpolation) -> Result<Tensor> {
     let (h, w) = (x.size()[2], x.size()[3]);
     if size < 1 || h < 1 || w < 1 {
         return Err(super::Error::Transform {
@@ -59,7 +65,10 @@ pub fn resize(x: &Tensor, size: i64) -> Result<Tensor> {
     if (nh, nw) == (h, w) {
         return Ok(x.shallow_clone());
     }
-    let y = x.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?;
+    let y = match interpolation {
+        Interpolation::Bilinear => x.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?,
+        Interpolation::Bicubic => x.f_internal_upsample_bicubic2d_aa([nh, nw], false, None, None)?,
+    };
     Ok(y.f_round()?.f_clamp(0.0, 255.0)?)
 }
 
@@ -83,7 +92,7 @@ pub fn center_crop(x: &Tensor, crop: i64) -> Result<Tensor> {
 /// center-cropped RGB8 [crop×crop], for figures.
 pub fn cropped_rgb(img: &RgbImage, p: &Preprocess) -> Result<RgbImage> {
     let _guard = tch::no_grad_guard();
-    let x = center_crop(&resize(&to_tensor(img)?, p.resize)?, p.crop)?;
+    let x = center_crop(&resize_with(&to_tensor(img)?, p.resize, p.interpolation)?, p.crop)?;
     let hwc = x.f_squeeze_dim(0)?.f_permute([1, 2, 0])?.f_to_kind(Kind::Uint8)?.f_contiguous()?;
     let bytes = Vec::<u8>::try_from(hwc.f_reshape([-1])?)?;
     let side = p.crop as u32;
@@ -94,7 +103,7 @@ pub fn cropped_rgb(img: &RgbImage, p: &Preprocess) -> Result<RgbImage> {
 /// The whole eval transform: RGB8 → normalised f32 [3,crop,crop] on the CPU.
 pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Tensor> {
     let _guard = tch::no_grad_guard();
-    let x = center_crop(&resize(&to_tensor(img)?, p.resize)?, p.crop)?;
+    let x = center_crop(&resize_with(&to_tensor(img)?, p.resize, p.interpolation)?, p.crop)?;
     let mean = Tensor::f_from_slice(&p.mean.map(|m| m * 255.0))?.f_view([1, 3, 1, 1])?;
     let std = Tensor::f_from_slice(&p.std.map(|s| s * 255.0))?.f_view([1, 3, 1, 1])?;
     let x = x.f_sub(&mean.f_to_kind(Kind::Float)?)?.f_div(&std.f_to_kind(Kind::Float)?)?;

@@ -153,6 +153,10 @@ pub fn cache_key(net: &Network, dataset: &dyn Dataset, chunk: usize) -> Result<S
     h.add_str(&net.weights_fingerprint()?);
     let p = net.preprocess();
     h.add_str(&format!("{} {} {:?} {:?}", p.resize, p.crop, p.mean, p.std));
+    if p.interpolation != crate::model::Interpolation::Bilinear {
+        // Only non-default filters enter the key, so existing caches stay valid.
+        h.add_str(&format!("{:?}", p.interpolation));
+    }
     h.add_str(&dataset.fingerprint());
     h.add_u64(dataset.len() as u64);
     h.add_u64(chunk as u64);

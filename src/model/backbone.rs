@@ -16,7 +16,8 @@ pub trait Backbone {
 }
 
 /// How images are prepared for a network: resize the shorter side to `resize`
-/// (bilinear, antialiased), center-crop `crop`, scale to [0,1], then (x − mean)/std.
+/// (antialiased, with `interpolation`), center-crop `crop`, scale to [0,1], then
+/// (x − mean)/std.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preprocess {
     /// The shorter side's length after resizing, in pixels.
@@ -27,20 +28,49 @@ pub struct Preprocess {
     pub mean: [f64; 3],
     /// Per-channel standard deviation on the [0,1] scale (RGB).
     pub std: [f64; 3],
+    /// The resize's filter.
+    pub interpolation: Interpolation,
+}
+
+/// The resampling filter of the resize, antialiased as torchvision's tensor
+/// `F.resize(..., antialias=True)` does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interpolation {
+    /// Triangle filter; torchvision's default and most architectures' weights.
+    #[default]
+    Bilinear,
+    /// Keys' cubic (a = −0.5); the Swin weights were evaluated with it.
+    Bicubic,
 }
 
 impl Preprocess {
     /// torchvision's ImageNet eval preset: 256 → 224, ImageNet mean/std.
-    pub const IMAGENET: Preprocess =
-        Preprocess { resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    pub const IMAGENET: Preprocess = Preprocess {
+        resize: 256,
+        crop: 224,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        interpolation: Interpolation::Bilinear,
+    };
     /// EfficientNet-Lite's: 256 → 224, x = (pixel − 127)/128 on the 0–255 scale.
-    pub const LITE: Preprocess =
-        Preprocess { resize: 256, crop: 224, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] };
+    pub const LITE: Preprocess = Preprocess {
+        resize: 256,
+        crop: 224,
+        mean: [127.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+        interpolation: Interpolation::Bilinear,
+    };
 
     /// The ImageNet preset with another resize (torchvision's newer weights were
     /// evaluated at 230–236 before the 224 crop).
     pub const fn imagenet_resize(resize: i64) -> Preprocess {
         Preprocess { resize, ..Preprocess::IMAGENET }
+    }
+
+    /// The ImageNet preset resized bicubically to `resize`, cropped to `crop`
+    /// (the transform of torchvision's Swin weights).
+    pub const fn imagenet_bicubic(resize: i64, crop: i64) -> Preprocess {
+        Preprocess { resize, crop, interpolation: Interpolation::Bicubic, ..Preprocess::IMAGENET }
     }
 }
 

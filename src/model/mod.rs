@@ -21,8 +21,9 @@ pub mod pth;
 pub mod registry;
 mod resnet;
 mod spec;
+pub mod swin;
 
-pub use backbone::{Backbone, Parts, Preprocess};
+pub use backbone::{Backbone, Interpolation, Parts, Preprocess};
 pub use network::Network;
 pub use pickle::PickleError;
 pub use registry::{Architecture, ARCHITECTURES};

@@ -20,6 +20,8 @@ pub struct Network {
     params: BTreeMap<String, Tensor>,
     /// Applied to every key of a state dict before matching (DenseNet's legacy names).
     rename: Option<KeyRenamer>,
+    /// Keys of buffers the architecture computes itself, accepted on load (Swin's).
+    derived: Option<fn(&str) -> bool>,
     /// Identity of weights that live outside `params` (a TorchScript backbone file).
     external: Option<String>,
     device: Device,
@@ -44,7 +46,7 @@ impl Network {
         }
         let p = Params::new(device);
         let parts = (arch.build)(&p, num_classes)?;
-        let (rename, preprocess) = (arch.rename, arch.preprocess);
+        let (rename, preprocess, derived) = (arch.rename, arch.preprocess, arch.derived);
         Ok(Network {
             name: name.to_string(),
             backbone: std::rc::Rc::from(parts.backbone),
@@ -54,6 +56,7 @@ impl Network {
             preprocess,
             params: p.into_map(),
             rename,
+            derived,
             external: None,
             device,
             precision: Kind::Float,
@@ -64,7 +67,7 @@ impl Network {
     /// Any other network: a TorchScript backbone (a `torch.jit` trace or script of
     /// the part before average pooling, [B,3,H,W] → [B,C,h,w]) plus its linear head
     /// given as tensors, `weight` [K,C] and `bias` [K]. This is how networks epic
-    /// has no Rust definition for (Swin-V2-S and friends) come in.
+    /// has no Rust definition for (a mean-pooled ViT, say) come in.
     pub fn from_torchscript(
         backbone: &Path,
         weight: &Tensor,
@@ -112,6 +115,7 @@ impl Network {
             preprocess,
             params,
             rename: None,
+            derived: None,
             external: Some(h.hex()),
             device,
             precision: Kind::Float,
@@ -259,7 +263,8 @@ impl Network {
     /// Copies a state dict's tensors into the network, by torchvision name.
     ///
     /// Every parameter must be present with its shape; `num_batches_tracked`
-    /// counters are ignored. Otherwise the error lists the missing and unexpected
+    /// counters and buffers the architecture computes itself (Swin's position
+    /// tables, [`Architecture::derived`](super::Architecture::derived)) are ignored. Otherwise the error lists the missing and unexpected
     /// keys and the shape mismatches, and nothing is changed. Keys pass through the
     /// architecture's legacy renaming first, if it has one (DenseNet:
     /// [`rename_legacy_key`](super::densenet::rename_legacy_key)).
@@ -270,7 +275,11 @@ impl Network {
         let missing: Vec<String> = self.params.keys().filter(|k| !given.contains_key(k.as_str())).cloned().collect();
         let unexpected: Vec<String> = given
             .keys()
-            .filter(|k| !self.params.contains_key(**k) && !k.ends_with("num_batches_tracked"))
+            .filter(|k| {
+                !self.params.contains_key(**k)
+                    && !k.ends_with("num_batches_tracked")
+                    && !self.derived.is_some_and(|derived| derived(k))
+            })
             .map(|k| k.to_string())
             .collect();
         let shapes: Vec<(String, Vec<i64>, Vec<i64>)> = self
@@ -383,6 +392,7 @@ impl Network {
             preprocess: self.preprocess,
             params,
             rename: self.rename,
+            derived: self.derived,
             external: self.external.clone(),
             device: self.device,
             precision: self.precision,

@@ -7,7 +7,7 @@
 //! `load_model`, `epic predict`, the messages that list known names or say which
 //! weights file to download — reads this table. See ARCHITECTURE.md.
 use super::backbone::{Builder, KeyRenamer, Preprocess};
-use super::{convnext, densenet, efficientnet_lite, resnet};
+use super::{convnext, densenet, efficientnet_lite, resnet, swin};
 
 /// One architecture.
 #[derive(Clone, Copy)]
@@ -23,10 +23,20 @@ pub struct Architecture {
     pub torchvision_weights: Option<&'static str>,
     /// The eval transform those weights were evaluated with.
     pub preprocess: Preprocess,
+    /// Keys of buffers the builder computes itself (Swin's position tables):
+    /// accepted in a state dict, not read from it.
+    pub derived: Option<fn(&str) -> bool>,
 }
 
 const fn arch(name: &'static str, build: Builder, weights: &'static str, preprocess: Preprocess) -> Architecture {
-    Architecture { name, build, rename: None, torchvision_weights: Some(weights), preprocess }
+    Architecture { name, build, rename: None, torchvision_weights: Some(weights), preprocess, derived: None }
+}
+
+const fn swin(name: &'static str, build: Builder, weights: &'static str, resize: i64, crop: i64) -> Architecture {
+    Architecture {
+        derived: Some(swin::is_derived_buffer),
+        ..arch(name, build, weights, Preprocess::imagenet_bicubic(resize, crop))
+    }
 }
 
 /// Every architecture epic builds natively, in the order messages list them.
@@ -37,6 +47,7 @@ pub const ARCHITECTURES: &[Architecture] = &[
         rename: None,
         torchvision_weights: None,
         preprocess: Preprocess::LITE,
+        derived: None,
     },
     arch("resnet18", resnet::resnet18, "resnet18-f37072fd.pth", Preprocess::IMAGENET),
     arch("resnet34", resnet::resnet34, "resnet34-b627a593.pth", Preprocess::IMAGENET),
@@ -51,6 +62,12 @@ pub const ARCHITECTURES: &[Architecture] = &[
     arch("convnext_small", convnext::convnext_small, "convnext_small-0c510722.pth", Preprocess::imagenet_resize(230)),
     arch("convnext_base", convnext::convnext_base, "convnext_base-6075fbad.pth", Preprocess::imagenet_resize(232)),
     arch("convnext_large", convnext::convnext_large, "convnext_large-ea097f82.pth", Preprocess::imagenet_resize(232)),
+    swin("swin_t", swin::swin_t, "swin_t-704ceda3.pth", 232, 224),
+    swin("swin_s", swin::swin_s, "swin_s-5e29d889.pth", 246, 224),
+    swin("swin_b", swin::swin_b, "swin_b-68c6b09e.pth", 238, 224),
+    swin("swin_v2_t", swin::swin_v2_t, "swin_v2_t-b137f0e2.pth", 260, 256),
+    swin("swin_v2_s", swin::swin_v2_s, "swin_v2_s-637d8ceb.pth", 260, 256),
+    swin("swin_v2_b", swin::swin_v2_b, "swin_v2_b-781e5279.pth", 272, 256),
 ];
 
 /// The architecture called `name`, or the error that lists the known ones.

@@ -97,7 +97,8 @@ pub mod api {
         m.0.num_classes()
     }
 
-    /// The model's eval transform: `#{ resize, crop, mean, std }`.
+    /// The model's eval transform: `#{ resize, crop, mean, std, interpolation }`
+    /// (`"bilinear"` or `"bicubic"`, both antialiased).
     ///
     /// ```rhai
     /// print(model.transform().crop);   // 224
@@ -111,6 +112,11 @@ pub mod api {
         map.insert("crop".into(), Dynamic::from_int(p.crop));
         map.insert("mean".into(), arr(p.mean));
         map.insert("std".into(), arr(p.std));
+        let filter = match p.interpolation {
+            crate::model::Interpolation::Bilinear => "bilinear",
+            crate::model::Interpolation::Bicubic => "bicubic",
+        };
+        map.insert("interpolation".into(), filter.into());
         map
     }
 
