@@ -58,6 +58,20 @@ fn pairs_per_adam_step_follow_the_dataloader_as_in_the_reference() {
 }
 
 #[test]
+fn a_checkpoint_of_null_or_false_means_none() {
+    let read = |yaml: &str| {
+        let v: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        TrainConfig::from_config(&Section::root(&v).unwrap()).unwrap().checkpoint
+    };
+    let default = Some(Path::new("o/.epic/train_checkpoint.safetensors").to_path_buf());
+    assert_eq!(read("output_path: o"), default);
+    assert_eq!(read("output_path: o\ntraining: {checkpoint: true}"), default);
+    assert_eq!(read("output_path: o\ntraining: {checkpoint: null}"), None);
+    assert_eq!(read("output_path: o\ntraining: {checkpoint: false}"), None);
+    assert_eq!(read("output_path: o\ntraining: {checkpoint: c.safetensors}"), Some("c.safetensors".into()));
+}
+
+#[test]
 fn a_mistyped_option_names_its_full_key() {
     let v: serde_yaml::Value = serde_yaml::from_str("training: {lr: fast}\ndataloader: {batch_size: 0}").unwrap();
     let root = Section::root(&v).unwrap();

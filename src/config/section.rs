@@ -74,6 +74,12 @@ impl<'a> Section<'a> {
         &self.path
     }
 
+    /// Whether `key` is present with the value `null` (for keys where an
+    /// explicit `null` means "none", unlike an absent key).
+    pub fn is_null(&self, key: &str) -> bool {
+        self.map.and_then(|m| m.get(key)).is_some_and(Value::is_null)
+    }
+
     /// An int, or `default` when absent.
     pub fn int(&self, keys: &[&str], default: i64) -> crate::Result<i64> {
         match self.get(keys) {

@@ -84,6 +84,8 @@ impl TrainConfig {
         let default_checkpoint =
             || output.as_ref().map(|o| PathBuf::from(o).join(".epic/train_checkpoint.safetensors"));
         let checkpoint = match training.get(&["checkpoint"]) {
+            // `checkpoint: null` (or false) keeps none; absent (or true) the default.
+            None if training.is_null("checkpoint") => None,
             None => default_checkpoint(),
             Some(serde_yaml::Value::Bool(false)) => None,
             Some(serde_yaml::Value::Bool(true)) => default_checkpoint(),

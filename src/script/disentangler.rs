@@ -32,6 +32,27 @@ pub fn history_map(h: &History) -> Map {
     out
 }
 
+/// A training history written as a map (`#{ steps, epochs }`, each an array of
+/// `[m, purity]`, as `save_json` writes a `History` and `load_json` reads it back).
+pub fn history_of(history: &Map, what: &str) -> Result<History, Box<EvalAltResult>> {
+    let series = |key: &str| -> Result<Vec<(usize, f64)>, Box<EvalAltResult>> {
+        let arr = history
+            .get(key)
+            .and_then(|v| v.clone().try_cast::<Array>())
+            .ok_or(format!("{what}: history.{key} missing"))?;
+        arr.iter()
+            .map(|p| {
+                let p = p.clone().try_cast::<Array>().ok_or(format!("{what}: entries must be [m, purity]"))?;
+                match (p.first().and_then(|x| x.as_int().ok()), p.get(1).and_then(|x| x.as_float().ok())) {
+                    (Some(m), Some(v)) if m >= 0 => Ok((m as usize, v)),
+                    _ => Err(format!("{what}: entries must be [m, purity]").into()),
+                }
+            })
+            .collect()
+    };
+    Ok(History { steps: series("steps")?, epochs: series("epochs")? })
+}
+
 /// A script's handle on a [`Disentangler`]. Clones share it, so an `Adam` made from
 /// `d` updates the same U that `d.matrix()` returns.
 #[derive(Clone)]

@@ -124,6 +124,13 @@ pub mod api {
         Ok(crate::render::purity_curve(&history, &format!("Average purity over training ({title})"), Path::new(path))?)
     }
 
+    /// Plots a history written as a map (`#{ steps: [[m, purity], …], epochs: … }`,
+    /// as `load_json` reads a saved one back) to a PNG.
+    #[rhai_fn(name = "plot_purity", return_raw)]
+    pub fn plot_purity_map(history: Map, title: &str, path: &str) -> Result<(), Box<EvalAltResult>> {
+        plot_purity(super::super::disentangler::history_of(&history, "plot_purity")?, title, path)
+    }
+
     /// Histograms of per-prototype purity before and after training, to a PNG.
     #[rhai_fn(return_raw)]
     pub fn plot_purity_histogram(
@@ -155,6 +162,17 @@ pub mod api {
             before: values(&before)?,
             after: values(&after)?,
         })
+    }
+
+    /// [`purity_plot`] of a history written as a map (`#{ steps, epochs }`).
+    #[rhai_fn(name = "purity_plot", return_raw)]
+    pub fn purity_plot_map(
+        history: Map,
+        before: Tensor,
+        after: Tensor,
+        title: &str,
+    ) -> Result<PurityPlot, Box<EvalAltResult>> {
+        purity_plot(super::super::disentangler::history_of(&history, "purity_plot")?, before, after, title)
     }
 
     /// Writes the curve above the histogram to a .png.
