@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use tch::{Kind, Tensor};
 
-/// `t` has exactly `dims` dimensions; `expected` spells them out for the message ("[B,C,H,W]").
+/// `t` has exactly `dims` dimensions; `expected` spells them out for the message ("`[B,C,H,W]`").
 pub(crate) fn dims(t: &Tensor, what: &str, dims: usize, expected: &str) -> Result<()> {
     if t.dim() != dims {
         return Err(Error::Shape { what: what.into(), expected: expected.into(), got: t.size() });
@@ -67,7 +67,7 @@ pub(crate) fn finite(t: &Tensor, what: &str) -> Result<()> {
     Err(Error::NonFiniteAt { what: what.into(), at, value, count })
 }
 
-/// `C` of a square [C,C] matrix.
+/// `C` of a square `[C,C]` matrix.
 pub(crate) fn square(t: &Tensor, what: &str) -> Result<i64> {
     let s = t.size();
     if s.len() != 2 || s[0] != s[1] {

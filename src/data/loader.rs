@@ -16,9 +16,9 @@ use tch::{Kind, Tensor};
 pub struct Batch {
     /// Data-set indices of the batch's images.
     pub range: Range<usize>,
-    /// Normalised images [B,3,crop,crop] f32 on the CPU.
+    /// Normalised images `[B,3,crop,crop]` f32 on the CPU.
     pub images: Tensor,
-    /// Labels [B] int64.
+    /// Labels `[B]` int64.
     pub labels: Tensor,
     /// Images that failed to decode: (data-set index, message). Their rows are zeros.
     pub failed: Vec<(usize, String)>,
@@ -52,7 +52,7 @@ impl Loader {
     }
 
     /// Prepares the images `indices` (any order), decoding in parallel:
-    /// [n,3,crop,crop] f32 on the CPU, and the images that failed (zero rows).
+    /// `[n,3,crop,crop]` f32 on the CPU, and the images that failed (zero rows).
     pub fn images(&self, indices: &[usize]) -> Result<(Tensor, Vec<(usize, String)>)> {
         let crop = self.preprocess.crop;
         let prepared: Vec<std::result::Result<Tensor, String>> = indices

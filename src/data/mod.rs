@@ -1,8 +1,8 @@
 //! Data sets of labelled images and the path from a file to a network's input:
 //! decoding any common image to RGB ([`image`]), a model's eval transform
-//! ([`transform`]), torchvision-ordered image folders ([`folder`]), Fashion-MNIST's
-//! IDX files ([`fashion_mnist`]), and batches decoded in parallel while the
-//! backbone works on the previous one ([`loader`]).
+//! ([`transform`]), torchvision-ordered image folders (`folder`), Fashion-MNIST's
+//! IDX files (`fashion_mnist`), and batches decoded in parallel while the
+//! backbone works on the previous one (`loader`).
 pub mod classes;
 mod fashion_mnist;
 mod folder;

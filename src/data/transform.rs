@@ -1,4 +1,4 @@
-//! A network's eval transform: RGB8 image → normalised [3,crop,crop] f32 tensor.
+//! A network's eval transform: RGB8 image → normalised `[3,crop,crop]` f32 tensor.
 //!
 //! Mirrors torchvision's `Resize(resize, antialias=True)` + `CenterCrop(crop)` +
 //! `Normalize(mean, std)`: the shorter side becomes `resize` (the longer one
@@ -29,7 +29,7 @@ pub fn resized_size(h: i64, w: i64, target: i64) -> (i64, i64) {
     }
 }
 
-/// RGB8 image → uint8-valued f32 tensor [1,3,H,W] (0–255).
+/// RGB8 image → uint8-valued f32 tensor `[1,3,H,W]` (0–255).
 pub fn to_tensor(img: &RgbImage) -> Result<Tensor> {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let t = Tensor::f_from_data_size(img.as_raw(), &[h, w, 3], Kind::Uint8)?;
@@ -37,7 +37,7 @@ pub fn to_tensor(img: &RgbImage) -> Result<Tensor> {
 }
 
 /// Resize (shorter side → `size`, bilinear, antialiased, rounded to 8 bits):
-/// [1,3,H,W] 0–255 → [1,3,h,w] 0–255.
+/// `[1,3,H,W]` 0–255 → `[1,3,h,w]` 0–255.
 ///
 /// An image so elongated that the result would exceed [`MAX_RESIZED_PIXELS`]
 /// (a 1 × 20 000 strip becomes 256 × 5 120 000) is an error, not a 16 GB tensor.
@@ -45,7 +45,7 @@ pub fn resize(x: &Tensor, size: i64) -> Result<Tensor> {
     resize_with(x, size, Interpolation::Bilinear)
 }
 
-/// [`resize`] with the filter `interpolation`: [1,3,H,W] 0–255 → [1,3,h,w] 0–255.
+/// [`resize`] with the filter `interpolation`: `[1,3,H,W]` 0–255 → `[1,3,h,w]` 0–255.
 pub fn resize_with(x: &Tensor, size: i64, interpolation: Interpolation) -> Result<Tensor> {
     let (h, w) = (x.size()[2], x.size()[3]);
     if size < 1 || h < 1 || w < 1 {
@@ -72,7 +72,7 @@ pub fn resize_with(x: &Tensor, size: i64, interpolation: Interpolation) -> Resul
     Ok(y.f_round()?.f_clamp(0.0, 255.0)?)
 }
 
-/// Center crop to `crop`×`crop` ([1,3,H,W] → [1,3,crop,crop]), zero-padding an
+/// Center crop to `crop`×`crop` (`[1,3,H,W]` → `[1,3,crop,crop]`), zero-padding an
 /// image smaller than the crop as torchvision does.
 pub fn center_crop(x: &Tensor, crop: i64) -> Result<Tensor> {
     let (h, w) = (x.size()[2], x.size()[3]);
@@ -100,7 +100,7 @@ pub fn cropped_rgb(img: &RgbImage, p: &Preprocess) -> Result<RgbImage> {
         .ok_or_else(|| super::Error::Layout { path: "<image>".into(), why: "crop size mismatch".into() })
 }
 
-/// The whole eval transform: RGB8 → normalised f32 [3,crop,crop] on the CPU.
+/// The whole eval transform: RGB8 → normalised f32 `[3,crop,crop]` on the CPU.
 pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Tensor> {
     let _guard = tch::no_grad_guard();
     let x = center_crop(&resize_with(&to_tensor(img)?, p.resize, p.interpolation)?, p.crop)?;
@@ -110,7 +110,7 @@ pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Tensor> {
     Ok(x.f_squeeze_dim(0)?.f_to_device(Device::Cpu)?.f_contiguous()?)
 }
 
-/// A normalised image [3,H,W] back to RGB8 for display: the inverse of the
+/// A normalised image `[3,H,W]` back to RGB8 for display: the inverse of the
 /// transform's normalisation, rounded and clamped to 0–255.
 pub fn to_display(image: &Tensor, p: &Preprocess) -> crate::Result<RgbImage> {
     let mean = Tensor::f_from_slice(&p.mean.map(|v| v as f32))?.f_view([3, 1, 1])?;

@@ -20,9 +20,9 @@ pub struct Checkpoint {
     pub fingerprint: String,
     /// Schedule steps completed.
     pub steps_done: usize,
-    /// The raw matrix A [C,C] f32.
+    /// The raw matrix A `[C,C]` f32.
     pub a_raw: Tensor,
-    /// Adam's update count and moments [C,C].
+    /// Adam's update count and moments `[C,C]`.
     pub adam_step: i64,
     pub exp_avg: Tensor,
     pub exp_avg_sq: Tensor,

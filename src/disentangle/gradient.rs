@@ -64,7 +64,7 @@ pub struct ScaledExp {
 }
 
 impl ScaledExp {
-    /// Scales `m` [C,C] to ‖M/2^s‖₂ ≤ 1/4 and exponentiates; `None` when its norm
+    /// Scales `m` `[C,C]` to ‖M/2^s‖₂ ≤ 1/4 and exponentiates; `None` when its norm
     /// is not finite or absurdly large.
     pub fn new(m: &Tensor) -> Result<Option<Self>> {
         let norm = norm2_estimate(m)?;
@@ -97,7 +97,7 @@ impl ScaledExp {
         &self.exp
     }
 
-    /// L(M, E) [C,C]; `None` when the series does not converge.
+    /// L(M, E) `[C,C]`; `None` when the series does not converge.
     pub fn frechet(&self, e: &Tensor) -> Result<Option<Tensor>> {
         let eps = 2f64.powi(-26);
         let mut term = e.shallow_clone();
@@ -151,7 +151,7 @@ pub fn raw_gradient_from(kind: MatrixKind, prepared: &ScaledExp, g: &Tensor) -> 
 }
 
 /// dLoss/dA_raw from G = dLoss/dU, for U = `kind`.matrix(A_raw): `a_raw`, `g`
-/// [C,C] → [C,C]; `None` when the series does not converge (use autograd).
+/// `[C,C]` → `[C,C]`; `None` when the series does not converge (use autograd).
 ///
 /// Orthogonal: U = exp(S − Sᵀ) with X = L((S − Sᵀ)ᵀ, G), so dS = X − Xᵀ.
 /// Invertible: U = exp(S), dS = L(Sᵀ, G). Here e^{Mᵀ} = Uᵀ for both.

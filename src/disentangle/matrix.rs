@@ -50,7 +50,7 @@ impl MatrixKind {
         }
     }
 
-    /// U from the raw matrix `a_raw` [C,C] float → [C,C].
+    /// U from the raw matrix `a_raw` `[C,C]` float → `[C,C]`.
     pub fn matrix(self, a_raw: &Tensor) -> Result<Tensor> {
         match self {
             MatrixKind::Orthogonal => orthogonal_matrix(a_raw),
@@ -79,21 +79,21 @@ impl FromStr for MatrixKind {
     }
 }
 
-/// Orthogonal U = exp(A − Aᵀ): `a_raw` [C,C] float → [C,C], UᵀU = I.
+/// Orthogonal U = exp(A − Aᵀ): `a_raw` `[C,C]` float → `[C,C]`, UᵀU = I.
 pub fn orthogonal_matrix(a_raw: &Tensor) -> Result<Tensor> {
     check::square(a_raw, "a_raw")?;
     check::float(a_raw, "a_raw")?;
     Ok(a_raw.f_sub(&a_raw.f_tr()?)?.f_linalg_matrix_exp()?)
 }
 
-/// Invertible U = exp(A): `a_raw` [C,C] float → [C,C], U⁻¹ = exp(−A).
+/// Invertible U = exp(A): `a_raw` `[C,C]` float → `[C,C]`, U⁻¹ = exp(−A).
 pub fn invertible_matrix(a_raw: &Tensor) -> Result<Tensor> {
     check::square(a_raw, "a_raw")?;
     check::float(a_raw, "a_raw")?;
     Ok(a_raw.f_linalg_matrix_exp()?)
 }
 
-/// The learned change of basis: a parametrisation and its raw matrix A [C,C] f32.
+/// The learned change of basis: a parametrisation and its raw matrix A `[C,C]` f32.
 ///
 /// U and U⁻¹ are computed once per value of A and kept (an f64 exponential at
 /// C = 1280 takes about a second on a CPU; explanations and grids ask for U
@@ -120,7 +120,7 @@ fn deep_copy(t: &Tensor) -> Result<Tensor> {
 }
 
 impl Disentangler {
-    /// U = I: A = 0 [C,C] f32 on `device`.
+    /// U = I: A = 0 `[C,C]` f32 on `device`.
     pub fn identity(kind: MatrixKind, channels: i64, device: Device) -> Result<Self> {
         if channels < 1 {
             return Err(Error::invalid("channels", format!("{channels}; must be at least 1")));
@@ -129,7 +129,7 @@ impl Disentangler {
         Ok(Disentangler::new(kind, a_raw))
     }
 
-    /// From a raw matrix A [C,C] float (for example a saved `A_raw`); copied, as f32.
+    /// From a raw matrix A `[C,C]` float (for example a saved `A_raw`); copied, as f32.
     pub fn from_raw(kind: MatrixKind, a_raw: &Tensor) -> Result<Self> {
         check::square(a_raw, "a_raw")?;
         check::float(a_raw, "a_raw")?;
@@ -175,17 +175,17 @@ impl Disentangler {
         self.a_raw.device()
     }
 
-    /// The raw parameter A [C,C] f32 (the reference's `A_raw`).
+    /// The raw parameter A `[C,C]` f32 (the reference's `A_raw`).
     pub fn a_raw(&self) -> &Tensor {
         &self.a_raw
     }
 
-    /// A copy of A [C,C] f32 that later updates do not touch.
+    /// A copy of A `[C,C]` f32 that later updates do not touch.
     pub fn a_raw_copy(&self) -> Result<Tensor> {
         deep_copy(&self.a_raw)
     }
 
-    /// U [C,C] f32.
+    /// U `[C,C]` f32.
     ///
     /// Evaluated in f64 and rounded to f32, so that Uᵀ (orthogonal) is U⁻¹ to f32
     /// rounding at any C: the modified head A·Uᵀ then keeps logits to ~1e-6 where
@@ -199,7 +199,7 @@ impl Disentangler {
         )
     }
 
-    /// U⁻¹ [C,C] f32, in closed form: Uᵀ (orthogonal) or exp(−A) (invertible), in f64.
+    /// U⁻¹ `[C,C]` f32, in closed form: Uᵀ (orthogonal) or exp(−A) (invertible), in f64.
     pub fn inverse(&self) -> Result<Tensor> {
         match self.kind {
             MatrixKind::Orthogonal => Ok(self.matrix()?.f_tr()?),
@@ -215,7 +215,7 @@ impl Disentangler {
         Ok(Disentangler::new(self.kind, self.a_raw.f_to_device(device)?))
     }
 
-    /// Mutable A, for optimisers: callers must keep it [C,C] f32.
+    /// Mutable A, for optimisers: callers must keep it `[C,C]` f32.
     pub(crate) fn a_raw_mut(&mut self) -> &mut Tensor {
         if let Ok(mut c) = self.cache.lock() {
             *c = Cached::default();

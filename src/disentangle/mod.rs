@@ -1,7 +1,7 @@
-//! Learning the change of basis U: its parametrisations ([`matrix`]), the purity
-//! objective and one optimiser step ([`objective`], [`adam`]), and the schedule of
-//! how many prototypes per channel each step trains on ([`schedule`]), and the
-//! training loop over a feature bank ([`trainer`]).
+//! Learning the change of basis U: its parametrisations (`matrix`), the purity
+//! objective and one optimiser step (`objective`, `adam`), and the schedule of
+//! how many prototypes per channel each step trains on (`schedule`), and the
+//! training loop over a feature bank (`trainer`).
 mod adam;
 pub(crate) mod checkpoint;
 pub mod gradient;

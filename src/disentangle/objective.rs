@@ -45,8 +45,8 @@ impl FromStr for Gradient {
     }
 }
 
-/// −mean purity of `features` [B,C,H,W] under U(`a_raw`), each image on its own
-/// `channels` [B] entry → scalar tensor, differentiable in `a_raw` [C,C].
+/// −mean purity of `features` `[B,C,H,W]` under U(`a_raw`), each image on its own
+/// `channels` `[B]` entry → scalar tensor, differentiable in `a_raw` `[C,C]`.
 pub fn purity_loss(kind: MatrixKind, a_raw: &Tensor, features: &Tensor, channels: &Tensor) -> Result<Tensor> {
     let u = kind.matrix(a_raw)?;
     let purity = purity_argmax_under(features, &u, channels)?;
@@ -54,7 +54,7 @@ pub fn purity_loss(kind: MatrixKind, a_raw: &Tensor, features: &Tensor, channels
 }
 
 /// One optimiser step on the purity loss: computes −mean purity of `features`
-/// [B,C,H,W] (maps of prototypes, post-backbone) on `channels` [B] under the current
+/// `[B,C,H,W]` (maps of prototypes, post-backbone) on `channels` `[B]` under the current
 /// U, back-propagates to A, and updates A in place. Returns the loss *before* the
 /// update, as the reference logs it.
 pub fn purity_step(d: &mut Disentangler, opt: &mut Adam, features: &Tensor, channels: &Tensor) -> Result<f64> {
@@ -78,8 +78,8 @@ pub fn purity_step_with(
 /// needs 256 MiB, not 1 GiB).
 const CHUNK_BYTES: i64 = 256 << 20;
 
-/// One optimiser step on pairs (maps[`rows`[i]], `channels`[i]): `maps`
-/// [N,C,H,W] (each prototype image once), `rows` and `channels` [B] int64. The
+/// One optimiser step on pairs (maps[`rows``[i]`], `channels``[i]`): `maps`
+/// `[N,C,H,W]` (each prototype image once), `rows` and `channels` `[B]` int64. The
 /// same step as [`purity_step_with`] on the gathered features, without gathering
 /// all B maps at once.
 pub fn purity_step_gathered(

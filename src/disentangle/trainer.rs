@@ -35,7 +35,7 @@ impl std::fmt::Display for History {
     }
 }
 
-/// The (image, channel) pairs of prototypes `protos` [C,m]: images and channels, both [C·m] int64.
+/// The (image, channel) pairs of prototypes `protos` `[C,m]`: images and channels, both `[C·m]` int64.
 fn pairs(protos: &Tensor) -> crate::Result<(Tensor, Tensor)> {
     let (c, m) = (protos.size()[0], protos.size()[1]);
     let images = protos.f_reshape([c * m])?;
@@ -44,9 +44,9 @@ fn pairs(protos: &Tensor) -> crate::Result<(Tensor, Tensor)> {
     Ok((images, channels))
 }
 
-/// Feature maps of the distinct images in `images` [P] int64 (repeats allowed),
-/// from the study's memo, [N,C,h,w] on the network's device, and for each entry
-/// of `images` its row in them, [P] int64 on that device. Each map is held once,
+/// Feature maps of the distinct images in `images` `[P]` int64 (repeats allowed),
+/// from the study's memo, `[N,C,h,w]` on the network's device, and for each entry
+/// of `images` its row in them, `[P]` int64 on that device. Each map is held once,
 /// however many channels share the image.
 fn maps_for(images: &Tensor, study: &Study) -> crate::Result<(Tensor, Tensor)> {
     let list = Vec::<i64>::try_from(images)?;
@@ -102,7 +102,7 @@ fn purities_of(maps: &Tensor, rows: &Tensor, u: &Tensor, channels: &Tensor) -> c
 
 impl Study {
     /// Argmax purity of each of the top-`m` prototypes of every channel under
-    /// `d`'s U: [C·m] f32, channel-major (channel k's prototypes at k·m … k·m + m − 1).
+    /// `d`'s U: `[C·m]` f32, channel-major (channel k's prototypes at k·m … k·m + m − 1).
     pub fn purities(&self, d: &Disentangler, m: i64) -> crate::Result<Tensor> {
         Ok(select(d, self, m)?.purities)
     }
@@ -114,7 +114,8 @@ impl Study {
     }
 
     /// Trains `d` on this study's bank through the schedule; returns the purity
-    /// history. See [`train`].
+    /// history. Resumes from `config.checkpoint` when it holds the same training,
+    /// and stops at a safe point on Ctrl-C.
     pub fn train(&self, d: &mut Disentangler, config: &TrainConfig) -> crate::Result<History> {
         train(d, self, config)
     }

@@ -1,6 +1,6 @@
 //! Which channels explain a prediction.
 //!
-//! A channel's contribution to class y is A′[y,c]·ReLU(avgpool(Ẑ))_c; the explanation
+//! A channel's contribution to class y is A′`[y,c]`·ReLU(avgpool(Ẑ))_c; the explanation
 //! shows the k channels with the largest contributions.
 //!
 //! Ranking uses libtorch's `topk`, as the reference does, so tied contributions are
@@ -15,20 +15,20 @@ use tch::{Kind, Tensor};
 /// The k channels that explain each image's class, with their contributions.
 #[derive(Debug)]
 pub struct TopChannels {
-    /// The explained class per image: the prediction, or the class asked for. [B] int64.
+    /// The explained class per image: the prediction, or the class asked for. `[B]` int64.
     pub classes: Tensor,
-    /// Channel indices, largest contribution first. [B,k] int64.
+    /// Channel indices, largest contribution first. `[B,k]` int64.
     pub channels: Tensor,
-    /// A′[class,c]·ReLU(avgpool(Ẑ))_c for those channels. [B,k] float.
+    /// A′`[class,c]`·ReLU(avgpool(Ẑ))_c for those channels. `[B,k]` float.
     pub scores: Tensor,
-    /// The modified head's logits. [B,K] float.
+    /// The modified head's logits. `[B,K]` float.
     pub logits: Tensor,
 }
 
-/// Top-k explaining channels: `rotated` Ẑ [B,C,H,W], `weight_modified` A′ [K,C],
-/// `bias` [K] → [`TopChannels`] with `channels` [B,k] int64.
+/// Top-k explaining channels: `rotated` Ẑ `[B,C,H,W]`, `weight_modified` A′ `[K,C]`,
+/// `bias` `[K]` → [`TopChannels`] with `channels` `[B,k]` int64.
 ///
-/// `classes` [B] int picks the class to explain per image; `None` explains the
+/// `classes` `[B]` int picks the class to explain per image; `None` explains the
 /// predicted class (argmax of the modified head's logits).
 pub fn top_channels(
     rotated: &Tensor,

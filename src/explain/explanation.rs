@@ -46,7 +46,7 @@ impl ExplainOptions {
     }
 }
 
-/// The numbers of an explanation; [`Explanation::figure`] draws them.
+/// The numbers of an explanation; [`Study::explanation_figure`] draws them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
     /// The explained class (the prediction unless another was asked for).
@@ -57,7 +57,7 @@ pub struct Explanation {
     pub prob: f64,
     /// The top-k channels, largest contribution first.
     pub channels: Vec<i64>,
-    /// Their contributions A′[class,c]·ReLU(avgpool(Ẑ))_c.
+    /// Their contributions A′`[class,c]`·ReLU(avgpool(Ẑ))_c.
     pub scores: Vec<f64>,
     /// Feature-map size (h, w) and, per channel, the cell (row, col) where Ẑ_c peaks.
     pub grid: (i64, i64),
@@ -71,12 +71,12 @@ pub struct Explanation {
     pub max_logit_change: f64,
 }
 
-/// Ẑ_c = U[c]·Z at every pixel of `maps` [n,C,h,w] → [n,h,w] (row c of U only).
+/// Ẑ_c = U[c]·Z at every pixel of `maps` `[n,C,h,w]` → `[n,h,w]` (row c of U only).
 pub(crate) fn channel_maps(maps: &Tensor, u: &Tensor, c: i64) -> crate::Result<Tensor> {
     Ok(Tensor::f_einsum("j,njhw->nhw", &[&u.f_get(c)?, maps], None::<i64>)?)
 }
 
-/// Argmax cell (row, col) of each map in `maps` [n,h,w].
+/// Argmax cell (row, col) of each map in `maps` `[n,h,w]`.
 pub(crate) fn peak_cells(maps: &Tensor) -> crate::Result<Vec<(i64, i64)>> {
     let (n, w) = (maps.size()[0], maps.size()[2]);
     let flat = Vec::<i64>::try_from(maps.f_reshape([n, -1])?.f_argmax(1, false)?)?;
@@ -84,7 +84,7 @@ pub(crate) fn peak_cells(maps: &Tensor) -> crate::Result<Vec<(i64, i64)>> {
 }
 
 impl Study {
-    /// Explains `image` [3,H,W] (normalised for the study's network): the top
+    /// Explains `image` `[3,H,W]` (normalised for the study's network): the top
     /// `options.channels` channels of `options.class` (default: the prediction)
     /// under `d`, each with its top `options.prototypes` prototypes from the
     /// study's training bank.

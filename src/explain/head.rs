@@ -6,15 +6,15 @@ use crate::error::{Error, Result};
 use crate::features::rotate;
 use tch::{Kind, Tensor};
 
-/// Logits of the avgpool + linear head: `features` [B,C,H,W], `weight` [K,C],
-/// `bias` [K] → [B,K].
+/// Logits of the avgpool + linear head: `features` `[B,C,H,W]`, `weight` `[K,C]`,
+/// `bias` `[K]` → `[B,K]`.
 pub fn logits(features: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     check::dims(features, "features", 4, "[B,C,H,W]")?;
     let pooled = features.f_mean_dim([2i64, 3].as_slice(), false, None::<Kind>)?;
     linear(&pooled, weight, bias)
 }
 
-/// `pooled` [B,C] · `weight`ᵀ [C,K] + `bias` [K] → [B,K], with shape checks.
+/// `pooled` `[B,C]` · `weight`ᵀ `[C,K]` + `bias` `[K]` → `[B,K]`, with shape checks.
 pub(crate) fn linear(pooled: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     check::dims(weight, "weight", 2, "[K,C]")?;
     check::float(weight, "weight")?;
@@ -34,7 +34,7 @@ pub(crate) fn linear(pooled: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<
     Ok(pooled.f_linear(weight, Some(bias))?)
 }
 
-/// The modified head's weight A′ = A·U⁻¹: `weight` [K,C], `u` [C,C] → [K,C].
+/// The modified head's weight A′ = A·U⁻¹: `weight` `[K,C]`, `u` `[C,C]` → `[K,C]`.
 ///
 /// Solves X·U = A rather than forming U⁻¹, so any invertible U works. With a
 /// [`Disentangler`](crate::disentangle::Disentangler) at hand, `weight·d.inverse()`
@@ -55,8 +55,8 @@ pub fn modified_head(weight: &Tensor, u: &Tensor) -> Result<Tensor> {
 }
 
 /// Largest |logit change| from explaining in U's basis: max over images and classes
-/// of |head′(U·Z) − head(Z)|, with head′ = (A·U⁻¹, b). `features` [B,C,H,W], `weight`
-/// [K,C], `bias` [K], `u` [C,C] → f64. EPIC promises 0 up to float rounding.
+/// of |head′(U·Z) − head(Z)|, with head′ = (A·U⁻¹, b). `features` `[B,C,H,W]`, `weight`
+/// `[K,C]`, `bias` `[K]`, `u` `[C,C]` → f64. EPIC promises 0 up to float rounding.
 pub fn max_logit_change(features: &Tensor, weight: &Tensor, bias: &Tensor, u: &Tensor) -> Result<f64> {
     let before = logits(features, weight, bias)?;
     let after = logits(&rotate(features, u)?, &modified_head(weight, u)?, bias)?;

@@ -11,9 +11,9 @@ use tch::{Kind, Tensor};
 /// A fitted head and how well it fits.
 #[derive(Debug)]
 pub struct FittedHead {
-    /// [K,C]
+    /// `[K,C]`
     pub weight: Tensor,
-    /// [K]
+    /// `[K]`
     pub bias: Tensor,
     /// Accuracy on the bank's own (valid) images.
     pub train_accuracy: f64,
@@ -34,7 +34,7 @@ impl Default for HeadFit {
     }
 }
 
-/// Fits weight [K,C] and bias [K] for `classes` = K by full-batch Adam (lr
+/// Fits weight `[K,C]` and bias `[K]` for `classes` = K by full-batch Adam (lr
 /// `lr`, `iterations` steps, coupled L2 1e-4) on the cross-entropy of the bank's
 /// labels. Deterministic: zero start, no sampling.
 pub fn fit_head(bank: &Bank, classes: i64, iterations: usize, lr: f64) -> Result<FittedHead> {

@@ -1,7 +1,7 @@
 //! Explaining predictions in the disentangled basis: the modified head A·U⁻¹ that
-//! keeps every logit ([`head`]), and the channels that carry a class's evidence
-//! ([`channels`]), and whole explanations with prototypes and figures
-//! ([`explanation`]).
+//! keeps every logit (`head`), and the channels that carry a class's evidence
+//! (`channels`), and whole explanations with prototypes and figures
+//! (`explanation`).
 mod channels;
 pub(crate) mod explanation;
 mod head;

@@ -17,7 +17,7 @@ pub struct Prediction {
     pub prob: f64,
 }
 
-/// Top-`k` predictions per image: `images` [B,3,H,W] normalised → B lists,
+/// Top-`k` predictions per image: `images` `[B,3,H,W]` normalised → B lists,
 /// most probable first. `names` label the classes (see [`classes::names_for`]).
 pub fn predict(net: &Network, images: &Tensor, k: i64, names: &[String]) -> crate::Result<Vec<Vec<Prediction>>> {
     let logits = net.logits(images).map_err(|e| crate::Error::invalid(net.name(), e.to_string()))?;
@@ -51,7 +51,7 @@ pub fn predict_file(net: &Network, path: &Path, k: i64) -> crate::Result<Vec<Pre
     Ok(predict(net, &x.f_unsqueeze(0)?, k, &names)?.remove(0))
 }
 
-/// Top-`k` predictions for a preprocessed image [3,H,W] (as a data set gives it).
+/// Top-`k` predictions for a preprocessed image `[3,H,W]` (as a data set gives it).
 pub fn predict_image(net: &Network, image: &Tensor, k: i64) -> crate::Result<Vec<Prediction>> {
     let names = classes::names_for_head(net.num_classes(), net.class_names());
     Ok(predict(net, &image.f_unsqueeze(0)?, k, &names)?.remove(0))
@@ -59,7 +59,7 @@ pub fn predict_image(net: &Network, image: &Tensor, k: i64) -> crate::Result<Vec
 
 impl Study {
     /// Top-`k` predictions of the study's network for a preprocessed image
-    /// [3,H,W], named as the study's explanations name them.
+    /// `[3,H,W]`, named as the study's explanations name them.
     pub fn predict(&self, image: &Tensor, k: i64) -> crate::Result<Vec<Prediction>> {
         Ok(predict(self.network(), &image.f_unsqueeze(0)?, k, &self.class_names())?.remove(0))
     }

@@ -1,6 +1,6 @@
 //! The feature bank: one backbone pass over a data set, kept.
 //!
-//! Per image it stores the spatial sums Σ_hw Z [C] (f32), the label, the network's
+//! Per image it stores the spatial sums Σ_hw Z `[C]` (f32), the label, the network's
 //! prediction and whether the image decoded. That is all EPIC needs of a training
 //! set between passes: prototypes under any U are the top-m of U·sums
 //! ([`Bank::top_prototypes`]), and the logits are A·sums/(h·w) + b.
@@ -29,18 +29,18 @@ type Result<T, E = crate::Error> = std::result::Result<T, E>;
 /// Per-image results of one backbone pass over a data set.
 #[derive(Debug)]
 pub struct Bank {
-    /// Σ_hw Z per image, [N,C] f32 on the CPU.
+    /// Σ_hw Z per image, `[N,C]` f32 on the CPU.
     pub sums: Tensor,
-    /// Labels, [N] int64.
+    /// Labels, `[N]` int64.
     pub labels: Tensor,
-    /// The network's predicted class, [N] int64.
+    /// The network's predicted class, `[N]` int64.
     pub predicted: Tensor,
-    /// Whether the image decoded, [N] bool. Rows of images that failed are zeros
+    /// Whether the image decoded, `[N]` bool. Rows of images that failed are zeros
     /// and are never selected as prototypes.
     pub valid: Tensor,
     /// (h, w) of the feature map.
     pub map_size: (i64, i64),
-    /// The last selection: (fingerprint of U, prototypes [C,m]); see
+    /// The last selection: (fingerprint of U, prototypes `[C,m]`); see
     /// [`Bank::top_prototypes`](crate::prototypes).
     pub(crate) selection: Mutex<Option<(String, Tensor)>>,
 }
@@ -400,7 +400,7 @@ impl Bank {
         self.channels() as usize * 4 + 8 + 8 + 1
     }
 
-    /// Channel activations under U: Σ_hw(U·z) = sums·Uᵀ [N,C] (`u` = None: sums).
+    /// Channel activations under U: Σ_hw(U·z) = sums·Uᵀ `[N,C]` (`u` = None: sums).
     pub fn activations(&self, u: Option<&Tensor>) -> crate::Result<Tensor> {
         match u {
             None => Ok(self.sums.shallow_clone()),
@@ -408,7 +408,7 @@ impl Bank {
         }
     }
 
-    /// Logits from the bank alone: A·sums/(h·w) + b, `weight` [K,C], `bias` [K] → [N,K].
+    /// Logits from the bank alone: A·sums/(h·w) + b, `weight` `[K,C]`, `bias` `[K]` → `[N,K]`.
     pub fn logits(&self, weight: &Tensor, bias: &Tensor) -> crate::Result<Tensor> {
         let hw = (self.map_size.0 * self.map_size.1) as f64;
         Ok(self

@@ -12,7 +12,7 @@ use crate::model::Network;
 use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
-/// A bounded memo of feature maps Z [C,h,w] by data-set index.
+/// A bounded memo of feature maps Z `[C,h,w]` by data-set index.
 pub struct FeatureMemo {
     maps: HashMap<usize, (Tensor, u64)>,
     limit_bytes: usize,
@@ -46,7 +46,7 @@ impl FeatureMemo {
         self.maps.is_empty()
     }
 
-    /// Feature maps of `indices` [n,C,h,w] f32 on the network's device, computing
+    /// Feature maps of `indices` `[n,C,h,w]` f32 on the network's device, computing
     /// (in batches of the loader's size) only those not held. Maps of images not in
     /// this request are evicted, least recently used first, when over the bound.
     pub fn maps(&mut self, net: &Network, loader: &Loader, indices: &[usize]) -> crate::Result<Tensor> {
@@ -109,7 +109,7 @@ impl FeatureMemo {
         Ok(Tensor::f_stack(&out, 0)?)
     }
 
-    /// Keeps the map `z` [C,h,w] of image `index` if it fits without evicting
+    /// Keeps the map `z` `[C,h,w]` of image `index` if it fits without evicting
     /// anything; returns whether it was kept. The feature bank's pass offers every
     /// map it computes, so that the first prototypes (and, on small data sets,
     /// all later ones) never cost a second backbone pass.

@@ -1,12 +1,12 @@
-//! Feature maps Z [B,C,H,W] as the backbone leaves them, and the two things EPIC
+//! Feature maps Z `[B,C,H,W]` as the backbone leaves them, and the two things EPIC
 //! does to them before anything else: the per-pixel change of basis Ẑ = U·Z
 //! ([`rotate`]) and the spatial sum that ranks images per channel
 //! ([`channel_activation`]).
 //!
 //! Because Σ_hw(U·z) = U·Σ_hw z, the spatial sums of a whole training set, taken
 //! once, rank the images under any later U ([`rotate_sums`]): this is what makes
-//! re-selecting prototypes cheap. The [`bank`] keeps those sums for a whole data
-//! set from one backbone pass; the [`memo`] keeps the full maps of the current
+//! re-selecting prototypes cheap. The `bank` keeps those sums for a whole data
+//! set from one backbone pass; the `memo` keeps the full maps of the current
 //! prototypes.
 mod bank;
 mod memo;
@@ -20,9 +20,9 @@ use crate::check;
 use crate::error::Result;
 use tch::Tensor;
 
-/// Ẑ = U·Z at every pixel: `features` [B,C,H,W] f32, `u` [C,C] → [B,C,H,W].
+/// Ẑ = U·Z at every pixel: `features` `[B,C,H,W]` f32, `u` `[C,C]` → `[B,C,H,W]`.
 ///
-/// Output channel i at pixel (h,w) is Σ_j U[i,j]·Z[j,h,w], as the reference's
+/// Output channel i at pixel (h,w) is Σ_j `U[i,j]·Z[j,h,w]`, as the reference's
 /// `einsum("ij,bjhw->bihw")`.
 pub fn rotate(features: &Tensor, u: &Tensor) -> Result<Tensor> {
     check::dims(features, "features", 4, "[B,C,H,W]")?;
@@ -40,7 +40,7 @@ pub fn rotate(features: &Tensor, u: &Tensor) -> Result<Tensor> {
     Ok(Tensor::f_einsum("ij,bjhw->bihw", &[u, features], None::<i64>)?)
 }
 
-/// Spatial sum per channel: `features` [B,C,H,W] → [B,C], same dtype.
+/// Spatial sum per channel: `features` `[B,C,H,W]` → `[B,C]`, same dtype.
 ///
 /// This is the activation by which prototypes are ranked.
 pub fn channel_activation(features: &Tensor) -> Result<Tensor> {
@@ -49,7 +49,7 @@ pub fn channel_activation(features: &Tensor) -> Result<Tensor> {
     Ok(features.f_sum_dim_intlist([2i64, 3].as_slice(), false, None)?)
 }
 
-/// Spatial sums under U from spatial sums without it: `sums` [N,C], `u` [C,C] → [N,C] = sums·Uᵀ.
+/// Spatial sums under U from spatial sums without it: `sums` `[N,C]`, `u` `[C,C]` → `[N,C]` = sums·Uᵀ.
 ///
 /// Equals `channel_activation(rotate(z, u))` up to float rounding, without the maps.
 pub fn rotate_sums(sums: &Tensor, u: &Tensor) -> Result<Tensor> {

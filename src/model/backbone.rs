@@ -11,12 +11,12 @@ use tch::Tensor;
 
 /// The part of a network before global average pooling.
 pub trait Backbone {
-    /// Normalised images [B,3,H,W] f32 → feature map [B,C,h,w] f32.
+    /// Normalised images `[B,3,H,W]` f32 → feature map `[B,C,h,w]` f32.
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
 }
 
 /// How images are prepared for a network: resize the shorter side to `resize`
-/// (antialiased, with `interpolation`), center-crop `crop`, scale to [0,1], then
+/// (antialiased, with `interpolation`), center-crop `crop`, scale to `[0,1]`, then
 /// (x − mean)/std.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preprocess {
@@ -24,9 +24,9 @@ pub struct Preprocess {
     pub resize: i64,
     /// The side of the square center crop, in pixels.
     pub crop: i64,
-    /// Per-channel mean on the [0,1] scale (RGB).
+    /// Per-channel mean on the `[0,1]` scale (RGB).
     pub mean: [f64; 3],
-    /// Per-channel standard deviation on the [0,1] scale (RGB).
+    /// Per-channel standard deviation on the `[0,1]` scale (RGB).
     pub std: [f64; 3],
     /// The resize's filter.
     pub interpolation: Interpolation,

@@ -14,11 +14,11 @@
 //! applies `classifier.0` (a LayerNorm over channels) to the *pooled* vector, so
 //! its head is not "average pooling + linear". epic moves that normalisation into
 //! the backbone in a form that commutes with average pooling: per image, with
-//! m = mean over (H,W) of x [C],
+//! m = mean over (H,W) of x `[C]`,
 //! Z = (x − mean_C(m)) / sqrt(var_C(m) + eps) · γ_c + β_c,
 //! γ, β = `classifier.0.weight`/`.bias` (they keep their state-dict names). Then
 //! mean over (H,W) of Z is exactly LayerNorm(m), and head(backbone(x)) equals
-//! torchvision's logits. The feature map Z is [B,C,7,7] for a 224×224 input, but
+//! torchvision's logits. The feature map Z is `[B,C,7,7]` for a 224×224 input, but
 //! it is one sample-wide affine map of the last stage's output, not a per-pixel
 //! layer norm.
 //!
@@ -67,7 +67,7 @@ fn conv(p: &Params, cin: i64, cout: i64, k: i64, o: ConvOpts) -> Result<Conv2d> 
 
 /// torchvision's CNBlock: `block.0` depthwise 7×7 conv, `block.2` LayerNorm,
 /// `block.3` Linear C→4C, GELU, `block.5` Linear 4C→C, then × `layer_scale`
-/// [C,1,1] and the residual.
+/// `[C,1,1]` and the residual.
 struct CnBlock {
     dwconv: Conv2d,
     norm: LayerNorm,
@@ -112,7 +112,7 @@ struct ConvNextBackbone {
 }
 
 impl ConvNextBackbone {
-    /// x [B,C,H,W] → (x − μ)/sqrt(σ² + eps)·γ + β, with μ and σ² the mean and
+    /// x `[B,C,H,W]` → (x − μ)/sqrt(σ² + eps)·γ + β, with μ and σ² the mean and
     /// (biased) variance over C of x's spatial means, per image.
     fn pooled_layer_norm(&self, x: &Tensor) -> Result<Tensor> {
         let m = x.f_mean_dim([2i64, 3].as_slice(), true, Kind::Float)?; // [B,C,1,1]
@@ -145,7 +145,7 @@ impl Backbone for ConvNextBackbone {
     }
 }
 
-/// A ConvNeXt with `num_classes` outputs: backbone [B,3,224,224] → [B,C,7,7] with
+/// A ConvNeXt with `num_classes` outputs: backbone `[B,3,224,224]` → `[B,C,7,7]` with
 /// C = `config.channels()`, head `classifier.2`.
 pub fn convnext(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let f = p.pp("features");
@@ -178,19 +178,19 @@ pub fn convnext(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     })
 }
 
-/// ConvNeXt-T: backbone [B,3,224,224] → [B,768,7,7].
+/// ConvNeXt-T: backbone `[B,3,224,224]` → `[B,768,7,7]`.
 pub fn convnext_tiny(p: &Params, num_classes: i64) -> Result<Parts> {
     convnext(p, Config::tiny(), num_classes)
 }
-/// ConvNeXt-S: backbone [B,3,224,224] → [B,768,7,7].
+/// ConvNeXt-S: backbone `[B,3,224,224]` → `[B,768,7,7]`.
 pub fn convnext_small(p: &Params, num_classes: i64) -> Result<Parts> {
     convnext(p, Config::small(), num_classes)
 }
-/// ConvNeXt-B: backbone [B,3,224,224] → [B,1024,7,7].
+/// ConvNeXt-B: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
 pub fn convnext_base(p: &Params, num_classes: i64) -> Result<Parts> {
     convnext(p, Config::base(), num_classes)
 }
-/// ConvNeXt-L: backbone [B,3,224,224] → [B,1536,7,7].
+/// ConvNeXt-L: backbone `[B,3,224,224]` → `[B,1536,7,7]`.
 pub fn convnext_large(p: &Params, num_classes: i64) -> Result<Parts> {
     convnext(p, Config::large(), num_classes)
 }

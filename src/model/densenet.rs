@@ -7,7 +7,7 @@
 //! Growth rate 32, bottleneck width 4 × 32, blocks of (6, 12, 24, 16) layers, 64
 //! initial channels, batch norm eps 1e-5. As in the reference code, the ReLU after
 //! `features.norm5` belongs to the backbone: Z = relu(features(x)) is
-//! [B,1024,7,7] for a 224×224 input.
+//! `[B,1024,7,7]` for a 224×224 input.
 //!
 //! Checkpoints saved by old torchvision versions name the dense layers' modules
 //! `norm.1`, `conv.2`, …; [`rename_legacy_key`] maps them to today's names when
@@ -89,7 +89,7 @@ impl DenseLayer {
         })
     }
 
-    /// x [B,C,H,W] → the new features [B,growth,H,W].
+    /// x `[B,C,H,W]` → the new features `[B,growth,H,W]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv1.forward(&self.norm1.forward(x)?.f_relu()?)?;
         self.conv2.forward(&self.norm2.forward(&h)?.f_relu()?)
@@ -134,7 +134,7 @@ impl Backbone for DenseNetBackbone {
     }
 }
 
-/// A DenseNet with `num_classes` outputs: backbone [B,3,224,224] → [B,C,7,7] with
+/// A DenseNet with `num_classes` outputs: backbone `[B,3,224,224]` → `[B,C,7,7]` with
 /// C = `config.channels()`, head `classifier`.
 pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let f = p.pp("features");
@@ -178,7 +178,7 @@ pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     })
 }
 
-/// DenseNet-121: backbone [B,3,224,224] → [B,1024,7,7].
+/// DenseNet-121: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
 pub fn densenet121(p: &Params, num_classes: i64) -> Result<Parts> {
     densenet(p, Config::densenet121(), num_classes)
 }

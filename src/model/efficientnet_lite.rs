@@ -6,7 +6,7 @@
 //! Convolutions use TensorFlow's "SAME" padding (asymmetric for stride 2, as the
 //! weights were trained with), batch norm eps is 1e-3, and inputs are
 //! (pixel − 127)/128. The backbone ends after the head convolution's ReLU6:
-//! Z is [B,1280,7,7] for a 224×224 input.
+//! Z is `[B,1280,7,7]` for a 224×224 input.
 use super::backbone::{Backbone, Parts};
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
 use super::params::Params;
@@ -112,7 +112,7 @@ impl Backbone for LiteBackbone {
     }
 }
 
-/// EfficientNet-Lite0 with `num_classes` outputs: backbone [B,3,224,224] → [B,1280,7,7].
+/// EfficientNet-Lite0 with `num_classes` outputs: backbone `[B,3,224,224]` → `[B,1280,7,7]`.
 pub fn lite0(p: &Params, num_classes: i64) -> Result<Parts> {
     let mut blocks = Vec::new();
     for &(k, stride, expand, cin, cout, repeats) in &LITE0_STAGES {

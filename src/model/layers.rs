@@ -4,7 +4,7 @@ use super::params::Params;
 use super::Result;
 use tch::Tensor;
 
-/// 2-D convolution, torchvision's `Conv2d` (`weight` [out, in/groups, k, k], optional `bias`).
+/// 2-D convolution, torchvision's `Conv2d` (`weight` `[out, in/groups, k, k]`, optional `bias`).
 pub struct Conv2d {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
@@ -40,7 +40,7 @@ impl Conv2d {
     }
 }
 
-/// Batch norm in eval mode: `weight`, `bias`, `running_mean`, `running_var` [C].
+/// Batch norm in eval mode: `weight`, `bias`, `running_mean`, `running_var` `[C]`.
 pub struct BatchNorm2d {
     pub weight: Tensor,
     pub bias: Tensor,
@@ -74,7 +74,7 @@ impl BatchNorm2d {
     }
 }
 
-/// `weight` [out, in], `bias` [out].
+/// `weight` `[out, in]`, `bias` [out].
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Tensor,
@@ -90,7 +90,7 @@ impl Linear {
     }
 }
 
-/// Layer norm over the last dimension: `weight`, `bias` [C].
+/// Layer norm over the last dimension: `weight`, `bias` `[C]`.
 pub struct LayerNorm {
     pub weight: Tensor,
     pub bias: Tensor,
@@ -108,20 +108,20 @@ impl LayerNorm {
         Ok(x.f_layer_norm([c], Some(&self.weight), Some(&self.bias), self.eps, true)?)
     }
 
-    /// Normalises `x` [B,C,H,W] over C at every pixel (torchvision's LayerNorm2d).
+    /// Normalises `x` `[B,C,H,W]` over C at every pixel (torchvision's LayerNorm2d).
     pub fn forward_2d(&self, x: &Tensor) -> Result<Tensor> {
         self.forward(&x.f_permute([0, 2, 3, 1])?)?.f_permute([0, 3, 1, 2]).map_err(Into::into)
     }
 }
 
 /// Max pooling over `k`×`k` windows with `stride` and zero `padding` (ignored
-/// cells, as in PyTorch): [B,C,H,W] → [B,C,H',W'].
+/// cells, as in PyTorch): `[B,C,H,W]` → [B,C,H',W'].
 pub fn max_pool2d(x: &Tensor, k: i64, stride: i64, padding: i64) -> Result<Tensor> {
     Ok(x.f_max_pool2d([k; 2], [stride; 2], [padding; 2], [1i64; 2], false)?)
 }
 
 /// Average pooling over `k`×`k` windows with `stride`, no padding:
-/// [B,C,H,W] → [B,C,H',W'].
+/// `[B,C,H,W]` → [B,C,H',W'].
 pub fn avg_pool2d(x: &Tensor, k: i64, stride: i64) -> Result<Tensor> {
     Ok(x.f_avg_pool2d([k; 2], [stride; 2], [0i64; 2], false, true, None)?)
 }

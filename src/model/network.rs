@@ -1,5 +1,5 @@
 //! A pretrained classifier split where EPIC needs it: a backbone that maps images
-//! to a feature map Z [B,C,h,w], and a head that is global average pooling plus a
+//! to a feature map Z `[B,C,h,w]`, and a head that is global average pooling plus a
 //! linear layer (A, b). head(backbone(x)) equals the full network's logits.
 use super::backbone::{Backbone, KeyRenamer, Preprocess};
 use super::layers::Linear;
@@ -65,8 +65,8 @@ impl Network {
     }
 
     /// Any other network: a TorchScript backbone (a `torch.jit` trace or script of
-    /// the part before average pooling, [B,3,H,W] → [B,C,h,w]) plus its linear head
-    /// given as tensors, `weight` [K,C] and `bias` [K]. This is how networks epic
+    /// the part before average pooling, `[B,3,H,W]` → `[B,C,h,w]`) plus its linear head
+    /// given as tensors, `weight` `[K,C]` and `bias` `[K]`. This is how networks epic
     /// has no Rust definition for (a mean-pooled ViT, say) come in.
     pub fn from_torchscript(
         backbone: &Path,
@@ -172,12 +172,12 @@ impl Network {
         self.preprocess.crop = crop;
     }
 
-    /// The head's weight A [K,C].
+    /// The head's weight A `[K,C]`.
     pub fn head_weight(&self) -> &Tensor {
         &self.head.weight
     }
 
-    /// The head's bias b [K].
+    /// The head's bias b `[K]`.
     pub fn head_bias(&self) -> &Tensor {
         &self.head.bias
     }
@@ -187,7 +187,7 @@ impl Network {
         self.params.iter().map(|(k, v)| (k.clone(), v.size())).collect()
     }
 
-    /// Feature maps: normalised images [B,3,H,W] → Z [B,C,h,w] f32, without gradients.
+    /// Feature maps: normalised images `[B,3,H,W]` → Z `[B,C,h,w]` f32, without gradients.
     ///
     /// To a CUDA device, host batches go through pinned memory with a
     /// non-blocking copy. Under a reduced [`precision`](Network::set_precision) the
@@ -249,13 +249,13 @@ impl Network {
         Ok(())
     }
 
-    /// Logits from feature maps: avgpool then the head, Z [B,C,h,w] → [B,K].
+    /// Logits from feature maps: avgpool then the head, Z `[B,C,h,w]` → `[B,K]`.
     pub fn head_logits(&self, z: &Tensor) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         self.head.forward(&z.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?)
     }
 
-    /// Logits of the whole network: normalised images [B,3,H,W] → [B,K].
+    /// Logits of the whole network: normalised images `[B,3,H,W]` → `[B,K]`.
     pub fn logits(&self, images: &Tensor) -> Result<Tensor> {
         self.head_logits(&self.features(images)?)
     }
@@ -267,7 +267,7 @@ impl Network {
     /// tables, [`Architecture::derived`](super::Architecture::derived)) are ignored. Otherwise the error lists the missing and unexpected
     /// keys and the shape mismatches, and nothing is changed. Keys pass through the
     /// architecture's legacy renaming first, if it has one (DenseNet:
-    /// [`rename_legacy_key`](super::densenet::rename_legacy_key)).
+    /// `densenet::rename_legacy_key`).
     pub fn load_state_dict(&mut self, state: &[(String, Tensor)], origin: &Path) -> Result<()> {
         let renamed: Vec<(String, &Tensor)> =
             state.iter().map(|(k, v)| (self.rename.map_or_else(|| k.clone(), |f| f(k)), v)).collect();
@@ -354,8 +354,8 @@ impl Backbone for Scripted {
 }
 
 impl Network {
-    /// The same backbone (shared) with another linear head: `weight` [K,C],
-    /// `bias` [K]. For a head fitted on a bank ([`crate::explain::fit_head`]) or
+    /// The same backbone (shared) with another linear head: `weight` `[K,C]`,
+    /// `bias` `[K]`. For a head fitted on a bank ([`crate::explain::fit_head`]) or
     /// a probe of a new data set.
     pub fn with_head(&self, weight: &Tensor, bias: &Tensor) -> Result<Network> {
         let c = self.channels;

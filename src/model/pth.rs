@@ -21,7 +21,7 @@ const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 
 /// A decoded checkpoint: the pickled object and the storages it points into.
 pub struct Checkpoint {
     path: PathBuf,
-    /// The unpickled object; tensors in it are [`Value::Tensor`] references.
+    /// The unpickled object; tensors in it are tensor references.
     pub root: Value,
     storages: HashMap<String, Tensor>,
 }

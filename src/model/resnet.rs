@@ -5,7 +5,7 @@
 //!
 //! Like torchvision (ResNet "v1.5"), a bottleneck block strides in its 3×3
 //! convolution, not its first 1×1. Batch norm eps is 1e-5. The backbone is
-//! everything before `avgpool`: Z is [B,512,7,7] (ResNet-18/34) or [B,2048,7,7]
+//! everything before `avgpool`: Z is `[B,512,7,7]` (ResNet-18/34) or `[B,2048,7,7]`
 //! (ResNet-50/101/152) for a 224×224 input.
 //!
 //! Inputs are ImageNet-normalised with torchvision's v1 preset (resize 256, crop
@@ -136,7 +136,7 @@ impl Backbone for ResNetBackbone {
     }
 }
 
-/// A ResNet with `num_classes` outputs: backbone [B,3,224,224] → [B,C,7,7] with
+/// A ResNet with `num_classes` outputs: backbone `[B,3,224,224]` → `[B,C,7,7]` with
 /// C = `config.channels()`, head `fc`.
 pub fn resnet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let conv1 = Conv2d::new(&p.pp("conv1"), 3, 64, 7, ConvOpts { stride: 2, padding: 3, ..Default::default() })?;

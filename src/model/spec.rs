@@ -22,7 +22,7 @@ pub struct ModelSpec {
     /// (resize, crop) overriding the architecture's transform sizes.
     pub sizes: Option<(i64, i64)>,
     /// For `name = "torchscript"`: the TorchScript backbone file; `weights` then
-    /// holds the head (`weight` [K,C] and `bias` [K], optionally under a prefix).
+    /// holds the head (`weight` `[K,C]` and `bias` `[K]`, optionally under a prefix).
     pub backbone: Option<PathBuf>,
     /// The backbone's compute dtype: `Float` (default), `Half` or `BFloat16`
     /// (see [`Network::set_precision`]).

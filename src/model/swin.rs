@@ -3,7 +3,7 @@
 //! V2: Scaling Up Capacity and Resolution"), T/S/B, with the layout and
 //! state-dict names of torchvision's `torchvision/models/swin_transformer.py`:
 //! `features.0.0` (4×4 stride-4 patch embedding) and `features.0.2` (its
-//! LayerNorm, after the permute to [B,H,W,C]), stages at `features.{1,3,5,7}` of
+//! LayerNorm, after the permute to `[B,H,W,C]`), stages at `features.{1,3,5,7}` of
 //! blocks `features.{i}.{j}` (`norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp.0`,
 //! `mlp.3`), patch merging at `features.{2,4,6}` (`reduction`, `norm`), then `norm`
 //! and the classifier `head`.
@@ -26,7 +26,7 @@
 //!   normalises 2C.
 //!
 //! Stochastic depth is the identity at evaluation. The backbone returns
-//! `permute(norm(features(x)))`, [B,C,h,w] with h = w = 7 for a 224 input
+//! `permute(norm(features(x)))`, `[B,C,h,w]` with h = w = 7 for a 224 input
 //! (8 for 256), so the head is exactly torchvision's average pooling + `head`.
 //!
 //! **Buffers.** torchvision saves `attn.relative_position_index` (and, in v2,
@@ -111,7 +111,7 @@ pub fn is_derived_buffer(key: &str) -> bool {
 
 /// For a `window`×`window` window, the index into a (2w−1)² table of each pair
 /// of tokens (a, b) in row-major order: (y_a − y_b + w − 1)(2w − 1) + (x_a − x_b + w − 1),
-/// an i64 tensor [w⁴], torchvision's `relative_position_index`.
+/// an i64 tensor `[w⁴]`, torchvision's `relative_position_index`.
 pub fn relative_position_index(window: i64, device: Device) -> Result<Tensor> {
     let n = window * window;
     let mut idx = Vec::with_capacity((n * n) as usize);
@@ -125,7 +125,7 @@ pub fn relative_position_index(window: i64, device: Device) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&idx)?.f_to_device(device)?)
 }
 
-/// v2's relative coordinates, [1, 2w−1, 2w−1, 2] f32: each offset d ∈ (−w, w)
+/// v2's relative coordinates, `[1, 2w−1, 2w−1, 2]` f32: each offset d ∈ (−w, w)
 /// scaled to 8·d/(w − 1), then sign · log2(1 + |·|)/3 (torchvision's
 /// `relative_coords_table`, computed in the same order so the values are equal).
 pub fn relative_coords_table(window: i64, device: Device) -> Result<Tensor> {
@@ -143,9 +143,9 @@ pub fn relative_coords_table(window: i64, device: Device) -> Result<Tensor> {
 enum PositionBias {
     /// v1: `relative_position_bias_table` [(2w−1)², heads].
     Table(Tensor),
-    /// v2: `cpb_mlp.0` (Linear 2→512), ReLU, `cpb_mlp.2.weight` [heads,512] (no
+    /// v2: `cpb_mlp.0` (Linear 2→512), ReLU, `cpb_mlp.2.weight` `[heads,512]` (no
     /// bias) on the coordinates table, then 16·sigmoid; and `logit_scale`
-    /// [heads,1,1] for the cosine attention.
+    /// `[heads,1,1]` for the cosine attention.
     Continuous { fc1: Linear, fc2: Tensor, coords: Tensor, logit_scale: Tensor },
 }
 
@@ -185,7 +185,7 @@ impl WindowAttention {
         })
     }
 
-    /// The position term added to the logits, [1, heads, N, N] with N = w².
+    /// The position term added to the logits, `[1, heads, N, N]` with N = w².
     fn position_bias(&self) -> Result<Tensor> {
         let table = match &self.position {
             PositionBias::Table(t) => t.shallow_clone(),
@@ -203,7 +203,7 @@ impl WindowAttention {
         })
     }
 
-    /// x [B,H,W,C] → [B,H,W,C].
+    /// x `[B,H,W,C]` → `[B,H,W,C]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = size4(x)?;
         let ws = self.window;
@@ -260,7 +260,7 @@ impl WindowAttention {
     }
 }
 
-/// The dimensions of a [B,H,W,C] tensor.
+/// The dimensions of a `[B,H,W,C]` tensor.
 fn size4(x: &Tensor) -> Result<(i64, i64, i64, i64)> {
     match x.size()[..] {
         [b, h, w, c] => Ok((b, h, w, c)),
@@ -276,7 +276,7 @@ fn normalize(x: &Tensor) -> Result<Tensor> {
     Ok(x.f_div(&norm.f_expand_as(x)?)?)
 }
 
-/// torchvision's mask for shifted windows on a padded ph×pw map: [nW, N, N],
+/// torchvision's mask for shifted windows on a padded ph×pw map: `[nW, N, N]`,
 /// 0 between tokens of the same region and −100 otherwise. Along an axis
 /// shifted by s > 0, the regions are [0, p−w), [p−w, p−s), [p−s, p); along an
 /// unshifted axis there is one region.
@@ -341,7 +341,7 @@ impl Block {
         })
     }
 
-    /// x [B,H,W,C] → [B,H,W,C].
+    /// x `[B,H,W,C]` → `[B,H,W,C]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self.version {
             Version::V1 => {
@@ -358,7 +358,7 @@ impl Block {
 
 /// `PatchMerging` / `PatchMergingV2`: each 2×2 neighbourhood (zero-padded to
 /// even sizes) concatenated to 4C, then `reduction` (4C→2C, no bias) with `norm`
-/// before it (v1, over 4C) or after it (v2, over 2C). [B,H,W,C] → [B,⌈H/2⌉,⌈W/2⌉,2C].
+/// before it (v1, over 4C) or after it (v2, over 2C). `[B,H,W,C]` → [B,⌈H/2⌉,⌈W/2⌉,2C].
 struct PatchMerging {
     reduction: Tensor,
     norm: LayerNorm,
@@ -422,7 +422,7 @@ impl Backbone for SwinBackbone {
     }
 }
 
-/// A Swin Transformer with `num_classes` outputs: backbone [B,3,H,W] →
+/// A Swin Transformer with `num_classes` outputs: backbone `[B,3,H,W]` →
 /// [B,C,⌈H/32⌉,⌈W/32⌉] (for H, W multiples of 4) with C = `config.channels()`, head `head`.
 pub fn swin(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let f = p.pp("features");
@@ -454,27 +454,27 @@ pub fn swin(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     })
 }
 
-/// Swin-T: backbone [B,3,224,224] → [B,768,7,7].
+/// Swin-T: backbone `[B,3,224,224]` → `[B,768,7,7]`.
 pub fn swin_t(p: &Params, num_classes: i64) -> Result<Parts> {
     swin(p, Config::t(), num_classes)
 }
-/// Swin-S: backbone [B,3,224,224] → [B,768,7,7].
+/// Swin-S: backbone `[B,3,224,224]` → `[B,768,7,7]`.
 pub fn swin_s(p: &Params, num_classes: i64) -> Result<Parts> {
     swin(p, Config::s(), num_classes)
 }
-/// Swin-B: backbone [B,3,224,224] → [B,1024,7,7].
+/// Swin-B: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
 pub fn swin_b(p: &Params, num_classes: i64) -> Result<Parts> {
     swin(p, Config::b(), num_classes)
 }
-/// Swin-V2-T: backbone [B,3,256,256] → [B,768,8,8].
+/// Swin-V2-T: backbone `[B,3,256,256]` → `[B,768,8,8]`.
 pub fn swin_v2_t(p: &Params, num_classes: i64) -> Result<Parts> {
     swin(p, Config::v2_t(), num_classes)
 }
-/// Swin-V2-S: backbone [B,3,256,256] → [B,768,8,8].
+/// Swin-V2-S: backbone `[B,3,256,256]` → `[B,768,8,8]`.
 pub fn swin_v2_s(p: &Params, num_classes: i64) -> Result<Parts> {
     swin(p, Config::v2_s(), num_classes)
 }
-/// Swin-V2-B: backbone [B,3,256,256] → [B,1024,8,8].
+/// Swin-V2-B: backbone `[B,3,256,256]` → `[B,1024,8,8]`.
 pub fn swin_v2_b(p: &Params, num_classes: i64) -> Result<Parts> {
     swin(p, Config::v2_b(), num_classes)
 }

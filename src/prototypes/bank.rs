@@ -21,7 +21,7 @@ fn u_fingerprint(u: Option<&Tensor>) -> crate::Result<String> {
 
 impl Bank {
     /// Top-m prototypes per channel under U, over the images that decoded:
-    /// int64 [C,m] data-set indices, largest activation first.
+    /// int64 `[C,m]` data-set indices, largest activation first.
     ///
     /// The last selection is kept: asking again under the same U (same values) for
     /// m or fewer prototypes costs a fingerprint of U, not the O(N·C²) product

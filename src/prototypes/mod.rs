@@ -1,6 +1,6 @@
 //! Prototypes: for each channel, the training images that activate it most
-//! ([`selection`]; from a whole bank under U, [`Bank::top_prototypes`](crate::features::Bank::top_prototypes)
-//! in [`bank`]), and how purely each one shows that channel ([`purity`]).
+//! (`selection`; from a whole bank under U, [`Bank::top_prototypes`](crate::features::Bank::top_prototypes)
+//! in `bank`), and how purely each one shows that channel (`purity`).
 mod bank;
 mod purity;
 mod selection;

@@ -7,7 +7,7 @@ use crate::check;
 use crate::error::{Error, Result};
 use tch::{Kind, Tensor};
 
-/// Argmax purity per image: `features` [B,C,H,W] float, `channels` [B] int → [B] float.
+/// Argmax purity per image: `features` `[B,C,H,W]` float, `channels` `[B]` int → `[B]` float.
 ///
 /// Differentiable in `features` (the argmax location itself is not), so it serves as
 /// the training objective. Ties in the argmax go to the first pixel in row-major order.
@@ -25,8 +25,8 @@ pub fn purity_argmax(features: &Tensor, channels: &Tensor) -> Result<Tensor> {
     Ok(own_value.f_div(&norm)?)
 }
 
-/// Checks `features` [B,C,H,W] float and `channels` [B] int in 0..C on the same
-/// device; returns the channels as int64 and [B,C,H,W].
+/// Checks `features` `[B,C,H,W]` float and `channels` `[B]` int in 0..C on the same
+/// device; returns the channels as int64 and `[B,C,H,W]`.
 fn checked_args(features: &Tensor, channels: &Tensor, what: &str) -> Result<(Tensor, [i64; 4])> {
     check::dims(features, "features", 4, "[B,C,H,W]")?;
     check::float(features, "features")?;
@@ -46,7 +46,7 @@ fn checked_args(features: &Tensor, channels: &Tensor, what: &str) -> Result<(Ten
     Ok((channels, [s[0], s[1], s[2], s[3]]))
 }
 
-/// Mean argmax purity of prototypes: `features` [N,C,H,W] float, `prototypes` [C,m]
+/// Mean argmax purity of prototypes: `features` `[N,C,H,W]` float, `prototypes` `[C,m]`
 /// int image indices into it (as [`top_prototypes`](super::top_prototypes) returns)
 /// → mean over all (k, j) of the purity of image `prototypes[k][j]` on channel k.
 pub fn mean_purity(features: &Tensor, prototypes: &Tensor) -> Result<f64> {
@@ -70,8 +70,8 @@ pub fn mean_purity(features: &Tensor, prototypes: &Tensor) -> Result<f64> {
     Ok(purity_argmax(&maps, &channels)?.f_mean(Kind::Double)?.f_double_value(&[])?)
 }
 
-/// Argmax purity under U without rotating whole maps: `features` Z [B,C,H,W],
-/// `u` [C,C], `channels` [B] → [B], equal to `purity_argmax(rotate(Z, U), channels)`.
+/// Argmax purity under U without rotating whole maps: `features` Z `[B,C,H,W]`,
+/// `u` `[C,C]`, `channels` `[B]` → `[B]`, equal to `purity_argmax(rotate(Z, U), channels)`.
 ///
 /// Rotating every pixel costs C² per pixel; purity needs only channel k at every
 /// pixel (row k of U, C per pixel) to find the peak, then the whole rotated
@@ -122,8 +122,8 @@ pub fn purity_argmax_orthogonal(features: &Tensor, u: &Tensor, channels: &Tensor
 }
 
 /// Argmax purity of pairs (image `rows[i]` of `maps`, channel `channels[i]`)
-/// under U, without gathering one map per pair: `maps` [N,C,H,W], `rows` and
-/// `channels` [B] int, `u` [C,C] → [B], equal to
+/// under U, without gathering one map per pair: `maps` `[N,C,H,W]`, `rows` and
+/// `channels` `[B]` int, `u` `[C,C]` → `[B]`, equal to
 /// `purity_argmax_under(maps[rows], u, channels)` up to summation order.
 ///
 /// Training pairs share images (every channel's prototypes come from the same

@@ -1,19 +1,19 @@
 //! Exact top-m prototype selection over a whole set of channel activations.
 //!
 //! The reference code streams batches through `topk` and, on a short last batch,
-//! maps some positions to the wrong image. Here selection sees the whole [N,C]
+//! maps some positions to the wrong image. Here selection sees the whole `[N,C]`
 //! activation matrix at once (the bank keeps it), so it is exact by construction:
 //! largest first, ties to the lower image index.
 //!
 //! Cost: a `topk` of m + 8 candidates per channel, ordered by (value, index), is
-//! O(N·C) and needs no [C,N] index array (a full sort of ImageNet's 1.28M × 512
+//! O(N·C) and needs no `[C,N]` index array (a full sort of ImageNet's 1.28M × 512
 //! sums would allocate about 8 GB). When ties at the m-th value may reach past
 //! the candidates, that channel alone falls back to a stable sort of its column.
 use crate::check;
 use crate::error::{Error, Result};
 use tch::Tensor;
 
-/// Top-m images per channel: `activation` [N,C] float → int64 [C,m] image indices,
+/// Top-m images per channel: `activation` `[N,C]` float → int64 `[C,m]` image indices,
 /// largest activation first, ties broken towards the lower index.
 ///
 /// Errors when `m` is 0 or larger than N, and when an activation is NaN (a NaN would

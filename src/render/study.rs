@@ -49,7 +49,7 @@ impl Study {
         Ok(PrototypeGrid { title, tiles })
     }
 
-    /// The figure of explanation `e` of `image` [3,H,W] (normalised, as it was
+    /// The figure of explanation `e` of `image` `[3,H,W]` (normalised, as it was
     /// explained): a header (class, probability, logit check), then per channel
     /// the input boxed at the channel's peak and its prototypes, each boxed.
     pub fn explanation_figure(&self, e: &Explanation, image: &Tensor, gray: bool) -> crate::Result<Canvas> {

@@ -32,7 +32,7 @@ pub mod api {
     }
 
     /// Seconds for one forward pass of the whole network (backbone and head) on
-    /// one normalised image [3,H,W], as `explain` runs it, waiting for the device.
+    /// one normalised image `[3,H,W]`, as `explain` runs it, waiting for the device.
     #[rhai_fn(return_raw)]
     pub fn forward_seconds(model: Model, image: Tensor) -> Result<FLOAT, Box<EvalAltResult>> {
         let start = std::time::Instant::now();

@@ -75,7 +75,7 @@ pub mod api {
         d.dataset.len() as INT
     }
 
-    /// Image i through the model's transform: [3,crop,crop] f32.
+    /// Image i through the model's transform: `[3,crop,crop]` f32.
     #[rhai_fn(pure, name = "image", return_raw)]
     pub fn dataset_image(d: &mut Dataset, i: INT) -> Result<Tensor, Box<EvalAltResult>> {
         let img = d.dataset.image(index(i, "image")?).map_err(crate::Error::from)?;

@@ -101,7 +101,7 @@ pub mod api {
     pub type Bank = Study;
 
     /// A disentangler of kind `"orthogonal"` (U = exp(A − Aᵀ)) or `"invertible"`
-    /// (U = exp(A)), starting from the raw matrix A [C,C] (copied).
+    /// (U = exp(A)), starting from the raw matrix A `[C,C]` (copied).
     ///
     /// ```rhai
     /// let d = disentangler("orthogonal", v.a_raw);
@@ -156,7 +156,7 @@ pub mod api {
             .map(|d| DisentanglerHandle(Rc::new(RefCell::new(d))))
     }
 
-    /// U [C,C].
+    /// U `[C,C]`.
     ///
     /// ```rhai
     /// let u = d.matrix();
@@ -166,7 +166,7 @@ pub mod api {
         rt(d.0.borrow().matrix()).map(ScriptTensor)
     }
 
-    /// U⁻¹ [C,C] in closed form: Uᵀ (orthogonal) or exp(−A) (invertible).
+    /// U⁻¹ `[C,C]` in closed form: Uᵀ (orthogonal) or exp(−A) (invertible).
     ///
     /// ```rhai
     /// let w2 = matmul(v.fc_weight, d.inverse());
@@ -176,7 +176,7 @@ pub mod api {
         rt(d.0.borrow().inverse()).map(ScriptTensor)
     }
 
-    /// A copy of the raw matrix A [C,C] (the reference's `A_raw`).
+    /// A copy of the raw matrix A `[C,C]` (the reference's `A_raw`).
     ///
     /// ```rhai
     /// save_tensors(#{ A_raw: d.a_raw() }, "outputs/orthogonal.safetensors");
@@ -211,8 +211,8 @@ pub mod api {
         Ok(AdamHandle { disentangler: d, adam: Rc::new(RefCell::new(state)) })
     }
 
-    /// One step on the purity loss: −mean purity of features [B,C,H,W] (prototype
-    /// maps) on channels [B] under the current U; updates A in place and returns the
+    /// One step on the purity loss: −mean purity of features `[B,C,H,W]` (prototype
+    /// maps) on channels `[B]` under the current U; updates A in place and returns the
     /// loss before the update.
     ///
     /// ```rhai
@@ -236,7 +236,7 @@ pub mod api {
     /// or `"lin_reference"` (the reference's linear schedule, which stops short).
     ///
     /// ```rhai
-    /// let ms = schedule("lin", 100, 5, 10);   // [100, 89, 79, 68, 58, 47, 37, 26, 16, 5]
+    /// let ms = schedule("lin", 100, 5, 10);   // `[100, 89, 79, 68, 58, 47, 37, 26, 16, 5]`
     /// ```
     #[rhai_fn(return_raw)]
     pub fn schedule(kind: &str, start: INT, end: INT, steps: INT) -> Result<Array, Box<EvalAltResult>> {
@@ -254,7 +254,7 @@ pub mod api {
     ///
     /// ```rhai
     /// let history = train_disentangler(bank, d, cfg);
-    /// print(history.steps);   // [[m, purity], …]
+    /// print(history.steps);   // [`[m, purity]`, …]
     /// ```
     #[rhai_fn(return_raw)]
     pub fn train_disentangler(bank: Bank, d: Disentangler, cfg: Map) -> Result<History, Box<EvalAltResult>> {

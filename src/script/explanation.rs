@@ -17,7 +17,7 @@ use std::rc::Rc;
 pub struct ExplanationHandle {
     /// The numbers.
     pub explanation: Rc<Explanation>,
-    /// The image explained, [3,H,W] normalised.
+    /// The image explained, `[3,H,W]` normalised.
     pub image: ScriptTensor,
     /// The study it was explained with.
     pub study: Study,
@@ -50,7 +50,7 @@ pub mod api {
     /// One image explained: class, channels, scores, peak cells, prototypes.
     pub type Explanation = ExplanationHandle;
 
-    /// Explains `image` [3,H,W] (as `dataset.image(i)` gives it) with the bank's
+    /// Explains `image` `[3,H,W]` (as `dataset.image(i)` gives it) with the bank's
     /// model under U: the top `num_prototypical_channels` (or `k`, default 4)
     /// channels of the predicted class (or `class`), each with its
     /// `num_prototypes` (or `m`, default 5) prototypes from the bank's training set.
@@ -95,13 +95,13 @@ pub mod api {
         e.explanation.channels.iter().map(|&c| Dynamic::from_int(c)).collect()
     }
 
-    /// Their contributions A′[class,c]·ReLU(avgpool(Ẑ))_c.
+    /// Their contributions A′`[class,c]`·ReLU(avgpool(Ẑ))_c.
     #[rhai_fn(pure, get = "scores")]
     pub fn scores(e: &mut Explanation) -> Array {
         e.explanation.scores.iter().map(|&s| Dynamic::from_float(s)).collect()
     }
 
-    /// Per channel, the [row, col] feature-map cell where it peaks in the input.
+    /// Per channel, the `[row, col]` feature-map cell where it peaks in the input.
     #[rhai_fn(pure, get = "cells")]
     pub fn cells(e: &mut Explanation) -> Array {
         e.explanation.cells.iter().map(|&(r, c)| ints(&[r, c])).collect()

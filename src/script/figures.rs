@@ -82,7 +82,7 @@ pub mod api {
     /// Several channels' prototype grids as one value (one picture, a row per channel).
     ///
     /// ```rhai
-    /// let grids = prototype_grids(bank, d, [3, 17], 5, #{});
+    /// let grids = prototype_grids(bank, d, `[3, 17]`, 5, #{});
     /// ```
     #[rhai_fn(return_raw)]
     pub fn prototype_grids(

@@ -15,7 +15,7 @@ pub mod api {
     /// A libtorch tensor.
     pub type Tensor = ScriptTensor;
 
-    /// Orthogonal U = exp(A − Aᵀ) from the raw matrix A [C,C] → [C,C].
+    /// Orthogonal U = exp(A − Aᵀ) from the raw matrix A `[C,C]` → `[C,C]`.
     ///
     /// ```rhai
     /// let u = orthogonal_matrix(v.a_raw);
@@ -25,7 +25,7 @@ pub mod api {
         rt(disentangle::orthogonal_matrix(&a_raw.0).map(ScriptTensor))
     }
 
-    /// Invertible U = exp(A) from the raw matrix A [C,C] → [C,C].
+    /// Invertible U = exp(A) from the raw matrix A `[C,C]` → `[C,C]`.
     ///
     /// ```rhai
     /// let u = invertible_matrix(v.a_raw);
@@ -35,7 +35,7 @@ pub mod api {
         rt(disentangle::invertible_matrix(&a_raw.0).map(ScriptTensor))
     }
 
-    /// Ẑ = U·Z at every pixel: features [B,C,H,W], u [C,C] → [B,C,H,W].
+    /// Ẑ = U·Z at every pixel: features `[B,C,H,W]`, u `[C,C]` → `[B,C,H,W]`.
     ///
     /// ```rhai
     /// let rotated = rotate(v.features, orthogonal_matrix(v.a_raw));
@@ -46,7 +46,7 @@ pub mod api {
     }
 
     /// Spatial sum per channel, the activation that ranks prototypes:
-    /// features [B,C,H,W] → [B,C].
+    /// features `[B,C,H,W]` → `[B,C]`.
     ///
     /// ```rhai
     /// let act = channel_activation(rotated);
@@ -56,7 +56,7 @@ pub mod api {
         rt(features::channel_activation(&features.0).map(ScriptTensor))
     }
 
-    /// Exact top-m images per channel: activation [N,C] → int64 [C,m] image indices,
+    /// Exact top-m images per channel: activation `[N,C]` → int64 `[C,m]` image indices,
     /// largest first, ties to the lower index. Needs 1 ≤ m ≤ N.
     ///
     /// ```rhai
@@ -67,8 +67,8 @@ pub mod api {
         rt(prototypes::top_prototypes(&activation.0, m).map(ScriptTensor))
     }
 
-    /// Argmax purity of each image on its channel: features [B,C,H,W], channels [B]
-    /// int → [B] in [-1, 1]: p_k/‖p‖ at the pixel where channel k peaks.
+    /// Argmax purity of each image on its channel: features `[B,C,H,W]`, channels `[B]`
+    /// int → `[B]` in `[-1, 1]`: p_k/‖p‖ at the pixel where channel k peaks.
     ///
     /// ```rhai
     /// let p = purity_argmax(rotated, v.channels);
@@ -79,7 +79,7 @@ pub mod api {
         rt(prototypes::purity_argmax(&features.0, &channels.0).map(ScriptTensor))
     }
 
-    /// Mean argmax purity of prototypes: features [N,C,H,W], prototypes [C,m] int
+    /// Mean argmax purity of prototypes: features `[N,C,H,W]`, prototypes `[C,m]` int
     /// (image indices, as `top_prototypes` returns) → float.
     ///
     /// ```rhai
@@ -90,7 +90,7 @@ pub mod api {
         rt(prototypes::mean_purity(&features.0, &prototypes.0))
     }
 
-    /// Logits of the avgpool + linear head: features [B,C,H,W], weight [K,C], bias [K] → [B,K].
+    /// Logits of the avgpool + linear head: features `[B,C,H,W]`, weight `[K,C]`, bias `[K]` → `[B,K]`.
     ///
     /// ```rhai
     /// let l = logits(v.features, v.fc_weight, v.fc_bias);
@@ -100,7 +100,7 @@ pub mod api {
         rt(explain::logits(&features.0, &weight.0, &bias.0).map(ScriptTensor))
     }
 
-    /// The modified head's weight A·U⁻¹: weight [K,C], u [C,C] → [K,C]; with it,
+    /// The modified head's weight A·U⁻¹: weight `[K,C]`, u `[C,C]` → `[K,C]`; with it,
     /// rotated features give the original logits.
     ///
     /// ```rhai
@@ -112,7 +112,7 @@ pub mod api {
     }
 
     /// Largest |logit change| when features are rotated by u and the head becomes
-    /// A·U⁻¹: features [B,C,H,W], weight [K,C], bias [K], u [C,C] → float (≈ 0).
+    /// A·U⁻¹: features `[B,C,H,W]`, weight `[K,C]`, bias `[K]`, u `[C,C]` → float (≈ 0).
     ///
     /// ```rhai
     /// let change = max_logit_change(v.features, v.fc_weight, v.fc_bias, u);
@@ -128,8 +128,8 @@ pub mod api {
     }
 
     /// Top-k channels explaining each image's predicted class:
-    /// rotated [B,C,H,W], weight_modified [K,C], bias [K] → int64 [B,k], ranked by
-    /// A′[pred,c]·ReLU(avgpool(Ẑ))_c (libtorch's topk, as the reference).
+    /// rotated `[B,C,H,W]`, weight_modified `[K,C]`, bias `[K]` → int64 `[B,k]`, ranked by
+    /// A′`[pred,c]`·ReLU(avgpool(Ẑ))_c (libtorch's topk, as the reference).
     ///
     /// ```rhai
     /// let top = top_channels(rotated, modified_head(v.fc_weight, u), v.fc_bias, 4);
@@ -145,10 +145,10 @@ pub mod api {
     }
 
     /// Top-k channels explaining the given class of each image: like
-    /// `top_channels(rotated, weight_modified, bias, k)`, with classes [B] int.
+    /// `top_channels(rotated, weight_modified, bias, k)`, with classes `[B]` int.
     ///
     /// ```rhai
-    /// let top = top_channels(rotated, w2, v.fc_bias, 4, tensor([3, 3, 3]));
+    /// let top = top_channels(rotated, w2, v.fc_bias, 4, tensor(`[3, 3, 3]`));
     /// ```
     #[rhai_fn(name = "top_channels", return_raw)]
     pub fn top_channels_for(

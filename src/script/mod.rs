@@ -4,17 +4,17 @@
 //! This module is glue. Each binding converts Rhai values to library types, calls
 //! one library function, and converts the result back; the logic lives in the
 //! library modules (mostly as methods of [`crate::Study`]). Bindings are grouped
-//! by handle, one ``#[export_module]` each:
-//! - [`tensor`]: the `Tensor` handle, tensor files, small tensor helpers;
-//! - [`math`]: rotation, activations, prototypes, purity, head, explaining channels;
-//! - [`model`]: the `Model` handle: loading, transforms, prediction;
-//! - [`dataset`]: the `Dataset` handle: image folders, Fashion-MNIST, pictures;
-//! - [`study`]: the `Bank` handle (a [`crate::Study`]): extraction, heads, purity;
-//! - [`disentangler`]: `Disentangler`, `Adam` and `History` handles, schedules, training;
-//! - [`explanation`]: the `Explanation` handle;
-//! - [`figures`]: prototype grids, purity plots and tables;
-//! - [`config`]: configs; [`bench`]: measuring a run;
-//! - [`session`]: one engine and scope across many runs (notebook cells).
+//! by handle, one `#[export_module]` each:
+//! - `tensor`: the `Tensor` handle, tensor files, small tensor helpers;
+//! - `math`: rotation, activations, prototypes, purity, head, explaining channels;
+//! - `model`: the `Model` handle: loading, transforms, prediction;
+//! - `dataset`: the `Dataset` handle: image folders, Fashion-MNIST, pictures;
+//! - `study`: the `Bank` handle (a [`crate::Study`]): extraction, heads, purity;
+//! - `disentangler`: `Disentangler`, `Adam` and `History` handles, schedules, training;
+//! - `explanation`: the `Explanation` handle;
+//! - `figures`: prototype grids, purity plots and tables;
+//! - `config`: configs; [`bench`]: measuring a run;
+//! - `session`: one engine and scope across many runs (notebook cells).
 //!
 //! Library errors become Rhai runtime errors through one conversion (`?` on an
 //! [`crate::Error`]); the engine attaches the script's line and column, and

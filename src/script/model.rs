@@ -131,7 +131,7 @@ pub mod api {
         Ok(preds.into_iter().map(prediction_map).collect())
     }
 
-    /// The top-k classes of a preprocessed image [3,H,W] (as `dataset.image(i)`
+    /// The top-k classes of a preprocessed image `[3,H,W]` (as `dataset.image(i)`
     /// returns), named as explanations name them.
     ///
     /// ```rhai

@@ -82,31 +82,31 @@ pub mod api {
         b.len() as INT
     }
 
-    /// The spatial sums Σ_hw Z [N,C].
+    /// The spatial sums Σ_hw Z `[N,C]`.
     #[rhai_fn(pure)]
     pub fn sums(b: &mut Bank) -> Tensor {
         ScriptTensor(b.bank().sums.shallow_clone())
     }
 
-    /// Labels [N] int64.
+    /// Labels `[N]` int64.
     #[rhai_fn(pure)]
     pub fn labels(b: &mut Bank) -> Tensor {
         ScriptTensor(b.bank().labels.shallow_clone())
     }
 
-    /// The network's predictions [N] int64.
+    /// The network's predictions `[N]` int64.
     #[rhai_fn(pure)]
     pub fn predicted(b: &mut Bank) -> Tensor {
         ScriptTensor(b.bank().predicted.shallow_clone())
     }
 
-    /// Top-m prototypes per channel without U: int64 [C,m] image indices.
+    /// Top-m prototypes per channel without U: int64 `[C,m]` image indices.
     #[rhai_fn(pure, name = "top_prototypes", return_raw)]
     pub fn bank_top(b: &mut Bank, m: INT) -> Result<Tensor, Box<EvalAltResult>> {
         Ok(ScriptTensor(b.bank().top_prototypes(None, m)?))
     }
 
-    /// Top-m prototypes per channel under U [C,C]: the top-m of sums·Uᵀ.
+    /// Top-m prototypes per channel under U `[C,C]`: the top-m of sums·Uᵀ.
     ///
     /// ```rhai
     /// let protos = bank.top_prototypes(d.matrix(), 5);
@@ -140,7 +140,7 @@ pub mod api {
         Ok(bank.purity(&d.0.borrow(), m)?)
     }
 
-    /// Argmax purity of every channel's top-m prototypes under U: [C·m], channel-major.
+    /// Argmax purity of every channel's top-m prototypes under U: `[C·m]`, channel-major.
     ///
     /// ```rhai
     /// let before = prototype_purities(bank, d, 5);

@@ -226,7 +226,7 @@ pub mod api {
     ///
     /// ```rhai
     /// let rows = tensor([[1.0, 2.0], [3.0, 4.0]]);   // Tensor[2, 2] f32
-    /// let idx = tensor([0, 2, 1]);                   // Tensor[3] i64
+    /// let idx = tensor(`[0, 2, 1]`);                   // Tensor[3] i64
     /// ```
     #[rhai_fn(return_raw)]
     pub fn tensor(ctx: NativeCallContext, values: Array) -> Result<Tensor, Box<EvalAltResult>> {
@@ -238,7 +238,7 @@ pub mod api {
     ///
     /// ```rhai
     /// seed(7);
-    /// let z = randn([2, 16, 5, 5]);
+    /// let z = randn(`[2, 16, 5, 5]`);
     /// ```
     #[rhai_fn(return_raw)]
     pub fn randn(ctx: NativeCallContext, shape: Array) -> Result<Tensor, Box<EvalAltResult>> {
@@ -249,7 +249,7 @@ pub mod api {
     /// Zero f32 tensor of the given shape on the host's device.
     ///
     /// ```rhai
-    /// let a = zeros([16, 16]);    // A = 0: U = I
+    /// let a = zeros(`[16, 16]`);    // A = 0: U = I
     /// ```
     #[rhai_fn(return_raw)]
     pub fn zeros(ctx: NativeCallContext, shape: Array) -> Result<Tensor, Box<EvalAltResult>> {
@@ -294,7 +294,7 @@ pub mod api {
     /// The shape, as an array of ints.
     ///
     /// ```rhai
-    /// let s = v.features.shape();   // [24, 16, 5, 5]
+    /// let s = v.features.shape();   // `[24, 16, 5, 5]`
     /// ```
     #[rhai_fn(pure)]
     pub fn shape(t: &mut Tensor) -> Array {
@@ -327,7 +327,7 @@ pub mod api {
     /// The values as nested arrays (floats, ints or bools), or a number for a 0-d tensor.
     ///
     /// ```rhai
-    /// let p = top_prototypes(act, 3).to_array();   // [[4, 17, 2], …]
+    /// let p = top_prototypes(act, 3).to_array();   // [`[4, 17, 2]`, …]
     /// ```
     #[rhai_fn(pure, return_raw)]
     pub fn to_array(t: &mut Tensor) -> Result<Dynamic, Box<EvalAltResult>> {
@@ -337,7 +337,7 @@ pub mod api {
     /// The rows `rows` (ints) of `t` along its first dimension, in that order.
     ///
     /// ```rhai
-    /// let batch = select_rows(v.features, [0, 1, 2, 3, 4, 5, 6, 7]);
+    /// let batch = select_rows(v.features, `[0, 1, 2, 3, 4, 5, 6, 7]`);
     /// ```
     #[rhai_fn(return_raw)]
     pub fn select_rows(t: Tensor, rows: Array) -> Result<Tensor, Box<EvalAltResult>> {

@@ -171,7 +171,7 @@ impl Study {
         Loader::new(self.dataset.clone(), self.network.preprocess(), self.batch_size)
     }
 
-    /// Feature maps of training images `indices` [n,C,h,w] f32 on the network's
+    /// Feature maps of training images `indices` `[n,C,h,w]` f32 on the network's
     /// device, from the memo or, for those it lacks, one backbone pass.
     pub fn maps(&self, indices: &[usize]) -> crate::Result<Tensor> {
         self.memo.borrow_mut().maps(&self.network, &self.loader(), indices)
