@@ -12,12 +12,16 @@
 pub mod backbone;
 mod convnext;
 mod densenet;
+mod efficientnet;
 mod efficientnet_lite;
+mod googlenet;
+mod inception;
 pub(crate) mod layers;
 mod network;
 pub(crate) mod params;
 pub(crate) mod pickle;
 pub mod pth;
+mod regnet;
 pub mod registry;
 mod resnet;
 mod spec;
