@@ -41,7 +41,10 @@ struct BasicConv {
 impl BasicConv {
     fn new(p: &Params, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> Result<Self> {
         let opts = ConvOpts { stride, padding, ..Default::default() };
-        Ok(BasicConv { conv: Conv2d::new(&p.pp("conv"), cin, cout, k, opts)?, bn: BatchNorm2d::new(&p.pp("bn"), cout, BN_EPS)? })
+        Ok(BasicConv {
+            conv: Conv2d::new(&p.pp("conv"), cin, cout, k, opts)?,
+            bn: BatchNorm2d::new(&p.pp("bn"), cout, BN_EPS)?,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {

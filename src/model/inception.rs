@@ -84,7 +84,14 @@ enum Mixed {
     /// Grid reduction: 1×1→3×3/2 | 1×1→1×7→7×1→3×3/2 | max pool 3×3/2.
     D { b3: Vec<BasicConv>, b7: Vec<BasicConv> },
     /// 1×1 | 1×1→(1×3, 3×1) | 1×1→3×3→(1×3, 3×1) | avg pool→1×1.
-    E { b1: BasicConv, b3: BasicConv, b3ab: [BasicConv; 2], b3dbl: [BasicConv; 2], b3dbl_ab: [BasicConv; 2], pool: BasicConv },
+    E {
+        b1: BasicConv,
+        b3: BasicConv,
+        b3ab: [BasicConv; 2],
+        b3dbl: [BasicConv; 2],
+        b3dbl_ab: [BasicConv; 2],
+        pool: BasicConv,
+    },
 }
 
 impl Mixed {

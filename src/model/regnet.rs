@@ -92,7 +92,11 @@ struct ConvBn {
 impl ConvBn {
     fn new(p: &Params, cin: i64, cout: i64, k: i64, stride: i64, groups: i64, relu: bool) -> Result<Self> {
         let opts = ConvOpts { stride, padding: (k - 1) / 2, groups, bias: false };
-        Ok(ConvBn { conv: Conv2d::new(&p.pp(0), cin, cout, k, opts)?, bn: BatchNorm2d::new(&p.pp(1), cout, BN_EPS)?, relu })
+        Ok(ConvBn {
+            conv: Conv2d::new(&p.pp(0), cin, cout, k, opts)?,
+            bn: BatchNorm2d::new(&p.pp(1), cout, BN_EPS)?,
+            relu,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -139,8 +143,11 @@ impl ResBottleneck {
         } else {
             None
         };
-        let proj =
-            if cin != cout || stride != 1 { Some(ConvBn::new(&p.pp("proj"), cin, cout, 1, stride, 1, false)?) } else { None };
+        let proj = if cin != cout || stride != 1 {
+            Some(ConvBn::new(&p.pp("proj"), cin, cout, 1, stride, 1, false)?)
+        } else {
+            None
+        };
         Ok(ResBottleneck {
             a: ConvBn::new(&f.pp("a"), cin, cout, 1, 1, 1, true)?,
             b: ConvBn::new(&f.pp("b"), cout, cout, 3, stride, groups, true)?,
