@@ -264,7 +264,9 @@ print(json.dumps(out))
 #[test]
 fn registry_rows_carry_torchvision_weight_files_and_transforms() {
     let names: Vec<&str> = ALL.iter().map(|(n, _)| *n).collect();
-    let torchvision: BTreeMap<String, (String, i64, i64, String, Vec<f64>, Vec<f64>)> =
+    // name → (weight file, resize, crop, interpolation, mean, std)
+    type Row = (String, i64, i64, String, Vec<f64>, Vec<f64>);
+    let torchvision: BTreeMap<String, Row> =
         serde_json::from_str(&run_python(&format!("{PRELUDE}{WEIGHTS}"), &names)).unwrap();
     for name in names {
         let a = ARCHITECTURES.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("{name} not registered"));

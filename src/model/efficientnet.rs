@@ -10,7 +10,7 @@
 //! stochastic depth and dropout are off (eval). Batch norm eps is torchvision's:
 //! 1e-5 for B0–B4, 1e-3 for B5–B7 (their weights were ported from TensorFlow) and
 //! for V2. The backbone is `features`: everything before `avgpool`, so Z is
-//! [B,1280,h,w] for B0 (4 × the last stage's width for B1–B7, 1280 for V2) with
+//! `[B,1280,h,w]` for B0 (4 × the last stage's width for B1–B7, 1280 for V2) with
 //! h = ⌈H/32⌉.
 use super::backbone::{Backbone, Parts};
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
@@ -297,7 +297,7 @@ impl Backbone for EfficientNetBackbone {
     }
 }
 
-/// An EfficientNet with `num_classes` outputs: backbone [B,3,H,W] → [B,C,⌈H/32⌉,⌈W/32⌉]
+/// An EfficientNet with `num_classes` outputs: backbone `[B,3,H,W]` → [B,C,⌈H/32⌉,⌈W/32⌉]
 /// with C = `config.channels()`, head `classifier.1`.
 pub fn efficientnet(p: &Params, config: &Config, num_classes: i64) -> Result<Parts> {
     let f = p.pp("features");
@@ -325,47 +325,47 @@ pub fn efficientnet(p: &Params, config: &Config, num_classes: i64) -> Result<Par
     })
 }
 
-/// EfficientNet-B0 (torchvision's `efficientnet_b0`): Z [B,1280,h,w].
+/// EfficientNet-B0 (torchvision's `efficientnet_b0`): Z `[B,1280,h,w]`.
 pub fn efficientnet_b0(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b0(), num_classes)
 }
-/// EfficientNet-B1: Z [B,1280,h,w].
+/// EfficientNet-B1: Z `[B,1280,h,w]`.
 pub fn efficientnet_b1(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b1(), num_classes)
 }
-/// EfficientNet-B2: Z [B,1408,h,w].
+/// EfficientNet-B2: Z `[B,1408,h,w]`.
 pub fn efficientnet_b2(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b2(), num_classes)
 }
-/// EfficientNet-B3: Z [B,1536,h,w].
+/// EfficientNet-B3: Z `[B,1536,h,w]`.
 pub fn efficientnet_b3(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b3(), num_classes)
 }
-/// EfficientNet-B4: Z [B,1792,h,w].
+/// EfficientNet-B4: Z `[B,1792,h,w]`.
 pub fn efficientnet_b4(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b4(), num_classes)
 }
-/// EfficientNet-B5: Z [B,2048,h,w].
+/// EfficientNet-B5: Z `[B,2048,h,w]`.
 pub fn efficientnet_b5(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b5(), num_classes)
 }
-/// EfficientNet-B6: Z [B,2304,h,w].
+/// EfficientNet-B6: Z `[B,2304,h,w]`.
 pub fn efficientnet_b6(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b6(), num_classes)
 }
-/// EfficientNet-B7: Z [B,2560,h,w].
+/// EfficientNet-B7: Z `[B,2560,h,w]`.
 pub fn efficientnet_b7(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::b7(), num_classes)
 }
-/// EfficientNetV2-S: Z [B,1280,h,w].
+/// EfficientNetV2-S: Z `[B,1280,h,w]`.
 pub fn efficientnet_v2_s(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::v2_s(), num_classes)
 }
-/// EfficientNetV2-M: Z [B,1280,h,w].
+/// EfficientNetV2-M: Z `[B,1280,h,w]`.
 pub fn efficientnet_v2_m(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::v2_m(), num_classes)
 }
-/// EfficientNetV2-L: Z [B,1280,h,w].
+/// EfficientNetV2-L: Z `[B,1280,h,w]`.
 pub fn efficientnet_v2_l(p: &Params, num_classes: i64) -> Result<Parts> {
     efficientnet(p, &Config::v2_l(), num_classes)
 }

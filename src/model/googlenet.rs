@@ -17,7 +17,7 @@
 //!
 //! The 3×3 convolution of the "5×5" branch is torchvision's (it kept the bug of
 //! the original port). Max pools round up (`ceil_mode=True`). The backbone ends
-//! after `inception5b`: Z is [B,1024,7,7] for a 224×224 input.
+//! after `inception5b`: Z is `[B,1024,7,7]` for a 224×224 input.
 use super::backbone::{Backbone, Parts};
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
 use super::params::Params;
@@ -93,7 +93,7 @@ impl Inception {
     }
 }
 
-/// The per-channel affine map of torchvision's `transform_input`, as [1,3,1,1]
+/// The per-channel affine map of torchvision's `transform_input`, as `[1,3,1,1]`
 /// scale and shift.
 fn input_transform(p: &Params) -> Result<(Tensor, Tensor)> {
     // In f64, then rounded once, as Python computes the constants.
@@ -134,14 +134,18 @@ impl Backbone for GoogLeNetBackbone {
 }
 
 /// GoogLeNet with `num_classes` outputs, with or without torchvision's
-/// `transform_input`: backbone [B,3,H,W] → [B,1024,h,w] (7×7 for 224), head `fc`.
+/// One inception block: its name, whether a max pool precedes it, and
+/// (in, 1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool projection) channels.
+type InceptionRow = (&'static str, bool, (i64, i64, i64, i64, i64, i64, i64));
+
+/// `transform_input`: backbone `[B,3,H,W]` → `[B,1024,h,w]` (7×7 for 224), head `fc`.
 pub fn googlenet_with(p: &Params, num_classes: i64, transform_input: bool) -> Result<Parts> {
     let stem = [
         BasicConv::new(&p.pp("conv1"), 3, 64, 7, 2, 3)?,
         BasicConv::new(&p.pp("conv2"), 64, 64, 1, 1, 0)?,
         BasicConv::new(&p.pp("conv3"), 64, 192, 3, 1, 1)?,
     ];
-    let table: [(&str, bool, (i64, i64, i64, i64, i64, i64, i64)); 9] = [
+    let table: [InceptionRow; 9] = [
         ("inception3a", false, (192, 64, 96, 128, 16, 32, 32)),
         ("inception3b", false, (256, 128, 128, 192, 32, 96, 64)),
         ("inception4a", true, (480, 192, 96, 208, 16, 48, 64)),
@@ -166,7 +170,7 @@ pub fn googlenet_with(p: &Params, num_classes: i64, transform_input: bool) -> Re
 }
 
 /// GoogLeNet as torchvision's pretrained model evaluates it (`transform_input`
-/// on): backbone [B,3,H,W] → [B,1024,h,w], head `fc`.
+/// on): backbone `[B,3,H,W]` → `[B,1024,h,w]`, head `fc`.
 pub fn googlenet(p: &Params, num_classes: i64) -> Result<Parts> {
     googlenet_with(p, num_classes, true)
 }

@@ -14,7 +14,7 @@
 //!   registry's `derived` column).
 //!
 //! The input must be at least 75×75; the weights were evaluated at 299×299,
-//! where Z (the output of `Mixed_7c`, before `avgpool`) is [B,2048,8,8].
+//! where Z (the output of `Mixed_7c`, before `avgpool`) is `[B,2048,8,8]`.
 use super::backbone::{Backbone, Parts};
 use super::layers::{max_pool2d, BatchNorm2d, Linear};
 use super::params::Params;
@@ -73,7 +73,9 @@ fn avg_pool_3x3_same(x: &Tensor) -> Result<Tensor> {
     Ok(x.f_avg_pool2d([3i64; 2], [1i64; 2], [1i64; 2], false, true, None)?)
 }
 
-/// The five kinds of mixed block.
+/// The five kinds of mixed block. Built once per network, so the variants'
+/// different sizes cost nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 enum Mixed {
     /// 1×1 | 1×1→5×5 | 1×1→3×3→3×3 | avg pool→1×1.
     A { b1: BasicConv, b5: Vec<BasicConv>, b3: Vec<BasicConv>, pool: BasicConv },
@@ -200,7 +202,7 @@ impl Mixed {
     }
 }
 
-/// torchvision's `transform_input` as [1,3,1,1] scale and shift (constants in
+/// torchvision's `transform_input` as `[1,3,1,1]` scale and shift (constants in
 /// f64, rounded once, as Python computes them).
 fn input_transform(p: &Params) -> Result<(Tensor, Tensor)> {
     let (mean, std) = ([0.485f64, 0.456, 0.406], [0.229f64, 0.224, 0.225]);
@@ -236,7 +238,7 @@ impl Backbone for InceptionBackbone {
 }
 
 /// Inception-v3 with `num_classes` outputs, with or without torchvision's
-/// `transform_input`: backbone [B,3,H,W] (H, W ≥ 75) → [B,2048,h,w] (8×8 for 299), head `fc`.
+/// `transform_input`: backbone `[B,3,H,W]` (H, W ≥ 75) → `[B,2048,h,w]` (8×8 for 299), head `fc`.
 pub fn inception_v3_with(p: &Params, num_classes: i64, transform_input: bool) -> Result<Parts> {
     let stem = [
         BasicConv::square(&p.pp("Conv2d_1a_3x3"), 3, 32, 3, 2, 0)?,
@@ -268,7 +270,7 @@ pub fn inception_v3_with(p: &Params, num_classes: i64, transform_input: bool) ->
 }
 
 /// Inception-v3 as torchvision's pretrained model evaluates it (`transform_input`
-/// on): backbone [B,3,H,W] → [B,2048,h,w], head `fc`.
+/// on): backbone `[B,3,H,W]` → `[B,2048,h,w]`, head `fc`.
 pub fn inception_v3(p: &Params, num_classes: i64) -> Result<Parts> {
     inception_v3_with(p, num_classes, true)
 }

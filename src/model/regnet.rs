@@ -186,7 +186,7 @@ impl Backbone for RegNetBackbone {
     }
 }
 
-/// A RegNet with `num_classes` outputs: backbone [B,3,H,W] → [B,C,⌈H/32⌉,⌈W/32⌉]
+/// A RegNet with `num_classes` outputs: backbone `[B,3,H,W]` → [B,C,⌈H/32⌉,⌈W/32⌉]
 /// with C = `config.channels()`, head `fc`.
 pub fn regnet(p: &Params, config: &Config, num_classes: i64) -> Result<Parts> {
     let stem = ConvBn::new(&p.pp("stem"), 3, STEM_WIDTH, 3, 2, 1, true)?;
