@@ -1,13 +1,15 @@
-//! DenseNet-121 (Huang et al. 2017, "Densely Connected Convolutional Networks"),
+//! DenseNet-121/161/169/201 (Huang et al. 2017, "Densely Connected Convolutional Networks"),
 //! with the layout and state-dict names of torchvision's
 //! `torchvision/models/densenet.py`: `features.conv0`, `features.norm0`,
 //! `features.denseblock{b}.denselayer{l}.norm1`/`conv1`/`norm2`/`conv2`,
 //! `features.transition{t}.norm`/`conv`, `features.norm5`, `classifier`.
 //!
-//! Growth rate 32, bottleneck width 4 × 32, blocks of (6, 12, 24, 16) layers, 64
-//! initial channels, batch norm eps 1e-5. As in the reference code, the ReLU after
-//! `features.norm5` belongs to the backbone: Z = relu(features(x)) is
-//! `[B,1024,7,7]` for a 224×224 input.
+//! Bottleneck width 4 × the growth rate, batch norm eps 1e-5; DenseNet-121 grows
+//! by 32 over blocks of (6, 12, 24, 16) layers from 64 initial channels,
+//! DenseNet-169 over (6, 12, 32, 32), DenseNet-201 over (6, 12, 48, 32), and
+//! DenseNet-161 by 48 over (6, 12, 36, 24) from 96. As in the reference code, the
+//! ReLU after `features.norm5` belongs to the backbone: Z = relu(features(x)) is
+//! [B,C,7,7] for a 224×224 input, C = 1024, 2208, 1664, 1920 for 121, 161, 169, 201.
 //!
 //! Checkpoints saved by old torchvision versions name the dense layers' modules
 //! `norm.1`, `conv.2`, …; [`rename_legacy_key`] maps them to today's names when
@@ -32,6 +34,18 @@ pub struct Config {
 impl Config {
     pub fn densenet121() -> Self {
         Config { growth: 32, bn_size: 4, blocks: [6, 12, 24, 16], init_features: 64 }
+    }
+    /// DenseNet-161: growth 48, 96 initial channels.
+    pub fn densenet161() -> Self {
+        Config { growth: 48, bn_size: 4, blocks: [6, 12, 36, 24], init_features: 96 }
+    }
+    /// DenseNet-169.
+    pub fn densenet169() -> Self {
+        Config { blocks: [6, 12, 32, 32], ..Config::densenet121() }
+    }
+    /// DenseNet-201.
+    pub fn densenet201() -> Self {
+        Config { blocks: [6, 12, 48, 32], ..Config::densenet121() }
     }
 
     #[cfg(test)]
@@ -89,7 +103,7 @@ impl DenseLayer {
         })
     }
 
-    /// x `[B,C,H,W]` → the new features `[B,growth,H,W]`.
+    /// x [B,C,H,W] → the new features [B,growth,H,W].
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv1.forward(&self.norm1.forward(x)?.f_relu()?)?;
         self.conv2.forward(&self.norm2.forward(&h)?.f_relu()?)
@@ -134,7 +148,7 @@ impl Backbone for DenseNetBackbone {
     }
 }
 
-/// A DenseNet with `num_classes` outputs: backbone `[B,3,224,224]` → `[B,C,7,7]` with
+/// A DenseNet with `num_classes` outputs: backbone [B,3,224,224] → [B,C,7,7] with
 /// C = `config.channels()`, head `classifier`.
 pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let f = p.pp("features");
@@ -178,9 +192,24 @@ pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     })
 }
 
-/// DenseNet-121: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
+/// DenseNet-121: backbone [B,3,224,224] → [B,1024,7,7].
 pub fn densenet121(p: &Params, num_classes: i64) -> Result<Parts> {
     densenet(p, Config::densenet121(), num_classes)
+}
+
+/// DenseNet-161: backbone [B,3,224,224] → [B,2208,7,7].
+pub fn densenet161(p: &Params, num_classes: i64) -> Result<Parts> {
+    densenet(p, Config::densenet161(), num_classes)
+}
+
+/// DenseNet-169: backbone [B,3,224,224] → [B,1664,7,7].
+pub fn densenet169(p: &Params, num_classes: i64) -> Result<Parts> {
+    densenet(p, Config::densenet169(), num_classes)
+}
+
+/// DenseNet-201: backbone [B,3,224,224] → [B,1920,7,7].
+pub fn densenet201(p: &Params, num_classes: i64) -> Result<Parts> {
+    densenet(p, Config::densenet201(), num_classes)
 }
 
 #[cfg(test)]
@@ -208,7 +237,10 @@ mod tests {
     }
 
     #[test]
-    fn densenet121_has_1024_channels() {
+    fn densenets_have_torchvision_channels() {
         assert_eq!(Config::densenet121().channels(), 1024);
+        assert_eq!(Config::densenet161().channels(), 2208);
+        assert_eq!(Config::densenet169().channels(), 1664);
+        assert_eq!(Config::densenet201().channels(), 1920);
     }
 }
