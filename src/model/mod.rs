@@ -17,6 +17,7 @@ mod efficientnet_lite;
 mod googlenet;
 mod inception;
 pub(crate) mod layers;
+mod mobilenet_v2;
 mod network;
 pub(crate) mod params;
 pub(crate) mod pickle;
@@ -24,6 +25,7 @@ pub mod pth;
 pub mod registry;
 mod regnet;
 mod resnet;
+mod shufflenet_v2;
 mod spec;
 pub mod swin;
 
@@ -91,6 +93,16 @@ pub enum Error {
         name: String,
         /// The names that exist.
         known: Vec<String>,
+    },
+    /// The architecture is a torchvision classifier EPIC cannot apply to: its
+    /// logits are not one linear layer on a globally averaged feature map
+    /// ([`registry::REFUSED`]).
+    #[error("{name}: EPIC cannot explain this network: {why}. EPIC needs the logits to be one linear layer applied to the global average of a feature map. A network that does end in a pooled linear head can come in as a TorchScript backbone plus its head: load_model(#{{ name: \"torchscript\", backbone: \"backbone.pt\", weights: \"head.safetensors\" }}) (see README)")]
+    NotPoolingLinear {
+        /// The name given.
+        name: String,
+        /// Why EPIC does not apply, in a clause.
+        why: &'static str,
     },
     /// No weights file was given and the architecture has no installed default.
     #[error("{model}: no weights given: pass a torchvision .pth, a checkpoint or a .safetensors file (`--weights` on the command line; `custom_weights_path` or `weights` in a script's model map)")]

@@ -6,8 +6,14 @@
 //! [`Parts`](super::Parts)) and one row in [`ARCHITECTURES`]; everything else —
 //! `load_model`, `epic predict`, the messages that list known names or say which
 //! weights file to download — reads this table. See ARCHITECTURE.md.
+//!
+//! [`REFUSED`] lists the torchvision classifiers EPIC cannot apply to, each with
+//! the reason; asking for one is [`Error::NotPoolingLinear`](super::Error::NotPoolingLinear).
 use super::backbone::{Builder, Interpolation, KeyRenamer, Preprocess};
-use super::{convnext, densenet, efficientnet, efficientnet_lite, googlenet, inception, regnet, resnet, swin};
+use super::{
+    convnext, densenet, efficientnet, efficientnet_lite, googlenet, inception, mobilenet_v2, regnet, resnet,
+    shufflenet_v2, swin,
+};
 
 /// One architecture.
 #[derive(Clone, Copy)]
@@ -54,7 +60,15 @@ const fn sized(resize: i64, crop: i64, interpolation: Interpolation) -> Preproce
     Preprocess { resize, crop, interpolation, ..Preprocess::IMAGENET }
 }
 
+const fn densenet(name: &'static str, build: Builder, weights: &'static str) -> Architecture {
+    Architecture { rename: Some(densenet::rename_legacy_key), ..arch(name, build, weights, Preprocess::IMAGENET) }
+}
+
 /// Every architecture epic builds natively, in the order messages list them.
+///
+/// Where torchvision has `IMAGENET1K_V1` and `IMAGENET1K_V2` weights, the file and
+/// transform are V1's (resize 256); `resnext101_64x4d` and ShuffleNet V2 ×1.5/×2.0
+/// have only weights evaluated at resize 232. `Network::set_sizes` selects another.
 pub const ARCHITECTURES: &[Architecture] = &[
     Architecture {
         name: "efficientnet_lite0",
@@ -69,10 +83,45 @@ pub const ARCHITECTURES: &[Architecture] = &[
     arch("resnet50", resnet::resnet50, "resnet50-11ad3fa6.pth", Preprocess::IMAGENET),
     arch("resnet101", resnet::resnet101, "resnet101-cd907fc2.pth", Preprocess::IMAGENET),
     arch("resnet152", resnet::resnet152, "resnet152-f82ba261.pth", Preprocess::IMAGENET),
-    Architecture {
-        rename: Some(densenet::rename_legacy_key),
-        ..arch("densenet121", densenet::densenet121, "densenet121-a639ec97.pth", Preprocess::IMAGENET)
-    },
+    arch("resnext50_32x4d", resnet::resnext50_32x4d, "resnext50_32x4d-7cdf4587.pth", Preprocess::IMAGENET),
+    arch("resnext101_32x8d", resnet::resnext101_32x8d, "resnext101_32x8d-8ba56ff5.pth", Preprocess::IMAGENET),
+    arch(
+        "resnext101_64x4d",
+        resnet::resnext101_64x4d,
+        "resnext101_64x4d-173b62eb.pth",
+        Preprocess::imagenet_resize(232),
+    ),
+    arch("wide_resnet50_2", resnet::wide_resnet50_2, "wide_resnet50_2-95faca4d.pth", Preprocess::IMAGENET),
+    arch("wide_resnet101_2", resnet::wide_resnet101_2, "wide_resnet101_2-32ee1156.pth", Preprocess::IMAGENET),
+    densenet("densenet121", densenet::densenet121, "densenet121-a639ec97.pth"),
+    densenet("densenet161", densenet::densenet161, "densenet161-8d451a50.pth"),
+    densenet("densenet169", densenet::densenet169, "densenet169-b2777c0a.pth"),
+    densenet("densenet201", densenet::densenet201, "densenet201-c1103571.pth"),
+    arch("mobilenet_v2", mobilenet_v2::mobilenet_v2, "mobilenet_v2-b0353104.pth", Preprocess::IMAGENET),
+    arch(
+        "shufflenet_v2_x0_5",
+        shufflenet_v2::shufflenet_v2_x0_5,
+        "shufflenetv2_x0.5-f707e7126e.pth",
+        Preprocess::IMAGENET,
+    ),
+    arch(
+        "shufflenet_v2_x1_0",
+        shufflenet_v2::shufflenet_v2_x1_0,
+        "shufflenetv2_x1-5666bf0f80.pth",
+        Preprocess::IMAGENET,
+    ),
+    arch(
+        "shufflenet_v2_x1_5",
+        shufflenet_v2::shufflenet_v2_x1_5,
+        "shufflenetv2_x1_5-3c479a10.pth",
+        Preprocess::imagenet_resize(232),
+    ),
+    arch(
+        "shufflenet_v2_x2_0",
+        shufflenet_v2::shufflenet_v2_x2_0,
+        "shufflenetv2_x2_0-8be3c8ee.pth",
+        Preprocess::imagenet_resize(232),
+    ),
     arch("convnext_tiny", convnext::convnext_tiny, "convnext_tiny-983f1562.pth", Preprocess::imagenet_resize(236)),
     arch("convnext_small", convnext::convnext_small, "convnext_small-0c510722.pth", Preprocess::imagenet_resize(230)),
     arch("convnext_base", convnext::convnext_base, "convnext_base-6075fbad.pth", Preprocess::imagenet_resize(232)),
@@ -179,8 +228,46 @@ pub const ARCHITECTURES: &[Architecture] = &[
     ),
 ];
 
-/// The architecture called `name`, or the error that lists the known ones.
+const VIT: &str = "its head reads the class token, not an average of a feature map";
+const MLP_AFTER_POOL: &str =
+    "its classifier is an MLP (Linear, activation, Linear) after pooling, not one linear layer";
+const VGG: &str = "it pools to a fixed grid (7×7) and flattens it into an MLP of three linear layers, \
+                   not one linear layer on the average of a feature map";
+
+/// torchvision classifiers EPIC cannot apply to, with why: EPIC needs the
+/// logits to be one linear layer applied to the global average of a feature map.
+pub const REFUSED: &[(&str, &str)] = &[
+    ("vit_b_16", VIT),
+    ("vit_b_32", VIT),
+    ("vit_l_16", VIT),
+    ("vit_l_32", VIT),
+    ("vit_h_14", VIT),
+    ("maxvit_t", "its head is an MLP after pooling (LayerNorm, Linear, Tanh, Linear), not one linear layer"),
+    ("mobilenet_v3_small", MLP_AFTER_POOL),
+    ("mobilenet_v3_large", MLP_AFTER_POOL),
+    ("vgg11", VGG),
+    ("vgg11_bn", VGG),
+    ("vgg13", VGG),
+    ("vgg13_bn", VGG),
+    ("vgg16", VGG),
+    ("vgg16_bn", VGG),
+    ("vgg19", VGG),
+    ("vgg19_bn", VGG),
+    (
+        "alexnet",
+        "it pools to a fixed grid (6×6) and flattens it into an MLP of three linear layers, \
+         not one linear layer on the average of a feature map",
+    ),
+    ("squeezenet1_0", "its classifier is a 1×1 convolution and a ReLU before pooling, not a linear layer after it"),
+    ("squeezenet1_1", "its classifier is a 1×1 convolution and a ReLU before pooling, not a linear layer after it"),
+];
+
+/// The architecture called `name`, or the error that says why EPIC refuses it
+/// ([`REFUSED`]) or lists the known ones.
 pub fn find(name: &str) -> super::Result<&'static Architecture> {
+    if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == name) {
+        return Err(super::Error::NotPoolingLinear { name: name.to_string(), why });
+    }
     ARCHITECTURES.iter().find(|a| a.name == name).ok_or_else(|| super::Error::UnknownArchitecture {
         name: name.to_string(),
         known: names().map(str::to_string).collect(),
@@ -211,5 +298,20 @@ mod tests {
         assert_eq!((parts.channels, parts.head_prefix), (512, "fc"));
         let e = super::find("resnet9000").err().unwrap().to_string();
         assert!(e.contains("resnet9000: unknown model; known: efficientnet_lite0, resnet18"), "{e}");
+    }
+
+    #[test]
+    fn refused_names_say_why_and_are_not_built() {
+        for (name, why) in super::REFUSED {
+            assert!(super::ARCHITECTURES.iter().all(|a| a.name != *name), "{name} is both built and refused");
+            match super::find(name) {
+                Err(super::super::Error::NotPoolingLinear { name: n, why: w }) => {
+                    assert_eq!((n.as_str(), w), (*name, *why))
+                }
+                _ => panic!("{name} not refused"),
+            }
+        }
+        let e = super::find("vit_b_16").err().unwrap().to_string();
+        assert!(e.contains("class token") && e.contains("torchscript"), "{e}");
     }
 }
