@@ -834,6 +834,27 @@ fn corrupt_tensor_files_and_bad_arguments_are_clean_errors() {
     says("unknown device", &err, &["--device", "\"tpu\"", "use auto, cpu, cuda or cuda:N"]);
 }
 
+/// A torchvision classifier whose logits are not one linear layer on a pooled map
+/// (ViT, VGG, SqueezeNet, …) is refused by name, with the reason and the
+/// TorchScript route, from a script (exit 1) and from `epic predict` (exit 2).
+#[test]
+fn refused_architectures_say_why_and_point_to_torchscript() {
+    let tmp = tempfile::tempdir().unwrap();
+    let route = ["name: \"torchscript\"", "head.safetensors", "one linear layer"];
+    let r = run_script(tmp.path(), "vit.rhai", "load_model(\"vit_b_16\");\n", &[]);
+    let err = failed_cleanly("refused model (vit_b_16)", &r, 1);
+    says("refused model (vit_b_16)", &err, &["vit.rhai:1:1", "vit_b_16", "class token"]);
+    says("refused model (vit_b_16)", &err, &route);
+    let r = run_script(tmp.path(), "vgg.rhai", "let m = load_model(#{ name: \"vgg16\" });\n", &[]);
+    let err = failed_cleanly("refused model (vgg16)", &r, 1);
+    says("refused model (vgg16)", &err, &["vgg.rhai:1:9", "vgg16", "three linear layers"]);
+    says("refused model (vgg16)", &err, &route);
+    let r = epic(&["predict", "squeezenet1_0", "photo.jpg", "--device", "cpu"], tmp.path());
+    let err = failed_cleanly("refused model (predict squeezenet1_0)", &r, 2);
+    says("refused model (predict squeezenet1_0)", &err, &["squeezenet1_0", "convolution and a ReLU before pooling"]);
+    says("refused model (predict squeezenet1_0)", &err, &route);
+}
+
 // ---------------------------------------------------------------------------
 // Inputs found by fuzzing (fuzz/, `cargo fuzz run <target>`), minimised where
 // useful, in tests/fixtures/fuzz/<target>/: each must now be a clean error.
