@@ -9,7 +9,7 @@
 //! DenseNet-169 over (6, 12, 32, 32), DenseNet-201 over (6, 12, 48, 32), and
 //! DenseNet-161 by 48 over (6, 12, 36, 24) from 96. As in the reference code, the
 //! ReLU after `features.norm5` belongs to the backbone: Z = relu(features(x)) is
-//! [B,C,7,7] for a 224×224 input, C = 1024, 2208, 1664, 1920 for 121, 161, 169, 201.
+//! `[B,C,7,7]` for a 224×224 input, C = 1024, 2208, 1664, 1920 for 121, 161, 169, 201.
 //!
 //! Checkpoints saved by old torchvision versions name the dense layers' modules
 //! `norm.1`, `conv.2`, …; [`rename_legacy_key`] maps them to today's names when
@@ -103,7 +103,7 @@ impl DenseLayer {
         })
     }
 
-    /// x [B,C,H,W] → the new features [B,growth,H,W].
+    /// x `[B,C,H,W]` → the new features `[B,growth,H,W]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv1.forward(&self.norm1.forward(x)?.f_relu()?)?;
         self.conv2.forward(&self.norm2.forward(&h)?.f_relu()?)
@@ -148,7 +148,7 @@ impl Backbone for DenseNetBackbone {
     }
 }
 
-/// A DenseNet with `num_classes` outputs: backbone [B,3,224,224] → [B,C,7,7] with
+/// A DenseNet with `num_classes` outputs: backbone `[B,3,224,224]` → `[B,C,7,7]` with
 /// C = `config.channels()`, head `classifier`.
 pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let f = p.pp("features");
@@ -192,22 +192,22 @@ pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     })
 }
 
-/// DenseNet-121: backbone [B,3,224,224] → [B,1024,7,7].
+/// DenseNet-121: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
 pub fn densenet121(p: &Params, num_classes: i64) -> Result<Parts> {
     densenet(p, Config::densenet121(), num_classes)
 }
 
-/// DenseNet-161: backbone [B,3,224,224] → [B,2208,7,7].
+/// DenseNet-161: backbone `[B,3,224,224]` → `[B,2208,7,7]`.
 pub fn densenet161(p: &Params, num_classes: i64) -> Result<Parts> {
     densenet(p, Config::densenet161(), num_classes)
 }
 
-/// DenseNet-169: backbone [B,3,224,224] → [B,1664,7,7].
+/// DenseNet-169: backbone `[B,3,224,224]` → `[B,1664,7,7]`.
 pub fn densenet169(p: &Params, num_classes: i64) -> Result<Parts> {
     densenet(p, Config::densenet169(), num_classes)
 }
 
-/// DenseNet-201: backbone [B,3,224,224] → [B,1920,7,7].
+/// DenseNet-201: backbone `[B,3,224,224]` → `[B,1920,7,7]`.
 pub fn densenet201(p: &Params, num_classes: i64) -> Result<Parts> {
     densenet(p, Config::densenet201(), num_classes)
 }

@@ -8,7 +8,7 @@
 //! depthwise convolution (striding), both with batch norm and ReLU6, then a linear
 //! 1×1 projection with batch norm; the input is added when the stride is 1 and the
 //! channels stay. Batch norm eps 1e-5. The backbone is `features`, ending in the
-//! last ReLU6: Z is [B,1280,7,7] for a 224×224 input. torchvision's head is
+//! last ReLU6: Z is `[B,1280,7,7]` for a 224×224 input. torchvision's head is
 //! `Dropout(0.2)`, `Linear(1280, classes)`; dropout is the identity in eval mode,
 //! so the head is `classifier.1`.
 use super::backbone::{Backbone, Parts};
@@ -105,8 +105,8 @@ impl Backbone for MobileNetV2Backbone {
     }
 }
 
-/// MobileNetV2 (width 1.0) with `num_classes` outputs: backbone [B,3,224,224] →
-/// [B,1280,7,7], head `classifier.1`.
+/// MobileNetV2 (width 1.0) with `num_classes` outputs: backbone `[B,3,224,224]` →
+/// `[B,1280,7,7]`, head `classifier.1`.
 pub fn mobilenet_v2(p: &Params, num_classes: i64) -> Result<Parts> {
     let f = p.pp("features");
     let stem = ConvBn::new(&f.pp(0), (3, STEM), 3, 2, 1)?;

@@ -11,7 +11,7 @@
 //! bottleneck's inner width, `planes · width_per_group / 64 · groups`, and split its
 //! 3×3 convolution into `groups` groups; the block's output stays 4 × planes.
 //! Batch norm eps is 1e-5. The backbone is everything before `avgpool`: Z is
-//! [B,512,7,7] (ResNet-18/34) or [B,2048,7,7] (every bottleneck network) for a
+//! `[B,512,7,7]` (ResNet-18/34) or `[B,2048,7,7]` (every bottleneck network) for a
 //! 224×224 input.
 //!
 //! Inputs are ImageNet-normalised with torchvision's v1 preset (resize 256, crop
@@ -181,7 +181,7 @@ impl Backbone for ResNetBackbone {
     }
 }
 
-/// A ResNet with `num_classes` outputs: backbone [B,3,224,224] → [B,C,7,7] with
+/// A ResNet with `num_classes` outputs: backbone `[B,3,224,224]` → `[B,C,7,7]` with
 /// C = `config.channels()`, head `fc`.
 pub fn resnet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let conv1 = Conv2d::new(&p.pp("conv1"), 3, 64, 7, ConvOpts { stride: 2, padding: 3, ..Default::default() })?;
@@ -223,23 +223,23 @@ pub fn resnet152(p: &Params, num_classes: i64) -> Result<Parts> {
     resnet(p, Config::resnet152(), num_classes)
 }
 
-/// ResNeXt-50 32×4d: backbone [B,3,224,224] → [B,2048,7,7].
+/// ResNeXt-50 32×4d: backbone `[B,3,224,224]` → `[B,2048,7,7]`.
 pub fn resnext50_32x4d(p: &Params, num_classes: i64) -> Result<Parts> {
     resnet(p, Config::resnext50_32x4d(), num_classes)
 }
-/// ResNeXt-101 32×8d: backbone [B,3,224,224] → [B,2048,7,7].
+/// ResNeXt-101 32×8d: backbone `[B,3,224,224]` → `[B,2048,7,7]`.
 pub fn resnext101_32x8d(p: &Params, num_classes: i64) -> Result<Parts> {
     resnet(p, Config::resnext101_32x8d(), num_classes)
 }
-/// ResNeXt-101 64×4d: backbone [B,3,224,224] → [B,2048,7,7].
+/// ResNeXt-101 64×4d: backbone `[B,3,224,224]` → `[B,2048,7,7]`.
 pub fn resnext101_64x4d(p: &Params, num_classes: i64) -> Result<Parts> {
     resnet(p, Config::resnext101_64x4d(), num_classes)
 }
-/// Wide ResNet-50-2: backbone [B,3,224,224] → [B,2048,7,7].
+/// Wide ResNet-50-2: backbone `[B,3,224,224]` → `[B,2048,7,7]`.
 pub fn wide_resnet50_2(p: &Params, num_classes: i64) -> Result<Parts> {
     resnet(p, Config::wide_resnet50_2(), num_classes)
 }
-/// Wide ResNet-101-2: backbone [B,3,224,224] → [B,2048,7,7].
+/// Wide ResNet-101-2: backbone `[B,3,224,224]` → `[B,2048,7,7]`.
 pub fn wide_resnet101_2(p: &Params, num_classes: i64) -> Result<Parts> {
     resnet(p, Config::wide_resnet101_2(), num_classes)
 }

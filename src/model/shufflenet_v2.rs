@@ -8,7 +8,7 @@
 //! input through both branches (`branch1`: depthwise 3×3, 1×1). The halves are
 //! concatenated and shuffled (two groups interleaved). Stages repeat (4, 8, 4)
 //! units; batch norm eps 1e-5. The backbone runs through `conv5` and its ReLU: Z
-//! is [B,1024,7,7] (×2.0: [B,2048,7,7]) for a 224×224 input, and the head `fc`
+//! is `[B,1024,7,7]` (×2.0: `[B,2048,7,7]`) for a 224×224 input, and the head `fc`
 //! reads its spatial mean, as torchvision's `x.mean([2, 3])` does.
 use super::backbone::{Backbone, Parts};
 use super::layers::{max_pool2d, BatchNorm2d, Conv2d, ConvOpts, Linear};
@@ -90,7 +90,7 @@ fn sequence(layers: &[ConvBn], x: &Tensor) -> Result<Tensor> {
     Ok(h)
 }
 
-/// torchvision's `channel_shuffle(x, 2)`: [B,C,H,W] with channels (a₀…, b₀…) →
+/// torchvision's `channel_shuffle(x, 2)`: `[B,C,H,W]` with channels (a₀…, b₀…) →
 /// (a₀, b₀, a₁, b₁, …).
 fn channel_shuffle(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.size4()?;
@@ -150,8 +150,8 @@ impl Backbone for ShuffleNetV2Backbone {
     }
 }
 
-/// A ShuffleNet V2 with `num_classes` outputs: backbone [B,3,224,224] →
-/// [B,C,7,7] with C = `config.channels[4]`, head `fc`.
+/// A ShuffleNet V2 with `num_classes` outputs: backbone `[B,3,224,224]` →
+/// `[B,C,7,7]` with C = `config.channels[4]`, head `fc`.
 pub fn shufflenet_v2(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let [stem, .., last] = config.channels;
     // The stem's 3×3 convolution is dense, unlike the units' 3×3 ones.
@@ -178,19 +178,19 @@ pub fn shufflenet_v2(p: &Params, config: Config, num_classes: i64) -> Result<Par
     })
 }
 
-/// ShuffleNet V2 ×0.5: backbone [B,3,224,224] → [B,1024,7,7].
+/// ShuffleNet V2 ×0.5: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
 pub fn shufflenet_v2_x0_5(p: &Params, num_classes: i64) -> Result<Parts> {
     shufflenet_v2(p, Config::x0_5(), num_classes)
 }
-/// ShuffleNet V2 ×1.0: backbone [B,3,224,224] → [B,1024,7,7].
+/// ShuffleNet V2 ×1.0: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
 pub fn shufflenet_v2_x1_0(p: &Params, num_classes: i64) -> Result<Parts> {
     shufflenet_v2(p, Config::x1_0(), num_classes)
 }
-/// ShuffleNet V2 ×1.5: backbone [B,3,224,224] → [B,1024,7,7].
+/// ShuffleNet V2 ×1.5: backbone `[B,3,224,224]` → `[B,1024,7,7]`.
 pub fn shufflenet_v2_x1_5(p: &Params, num_classes: i64) -> Result<Parts> {
     shufflenet_v2(p, Config::x1_5(), num_classes)
 }
-/// ShuffleNet V2 ×2.0: backbone [B,3,224,224] → [B,2048,7,7].
+/// ShuffleNet V2 ×2.0: backbone `[B,3,224,224]` → `[B,2048,7,7]`.
 pub fn shufflenet_v2_x2_0(p: &Params, num_classes: i64) -> Result<Parts> {
     shufflenet_v2(p, Config::x2_0(), num_classes)
 }
