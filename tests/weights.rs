@@ -129,3 +129,37 @@ fn a_network_round_trips_through_safetensors() {
     assert_eq!(again.parameter_shapes(), shapes);
     assert_eq!(again.weights_fingerprint().unwrap(), net.weights_fingerprint().unwrap());
 }
+
+/// As the reference's `create_backbone_model`: a weights file of one's own
+/// (`custom_weights_path`) is evaluated with resize 256, crop 224, bilinear, for
+/// every architecture, whatever its torchvision weights used (Swin-T's: 232,
+/// bicubic); `resize`/`crop` still override it, and the default weights keep
+/// the registry's transform.
+#[test]
+fn custom_weights_use_the_references_256_224_bilinear_transform() {
+    use epic::model::{Interpolation, Preprocess};
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Network::new("swin_t", 10, Device::Cpu).unwrap();
+    assert_eq!((net.preprocess().resize, net.preprocess().interpolation), (232, Interpolation::Bicubic));
+    let zeros: Vec<(String, Tensor)> = net
+        .parameter_shapes()
+        .into_iter()
+        .map(|(k, s)| (k, Tensor::zeros(s.as_slice(), (tch::Kind::Float, Device::Cpu))))
+        .collect();
+    let path = tmp.path().join("swin_t_finetuned.safetensors");
+    epic::io::save_tensors(&zeros.iter().map(|(k, v)| (k.as_str(), v)).collect::<Vec<_>>(), &path).unwrap();
+    let mut spec = ModelSpec::new("swin_t", Device::Cpu);
+    spec.num_classes = 10;
+    spec.weights = Some(path.clone());
+    let p = load(&spec).unwrap().preprocess();
+    assert_eq!(
+        p,
+        Preprocess { resize: 256, crop: 224, interpolation: Interpolation::Bilinear, ..Preprocess::IMAGENET }
+    );
+    spec.sizes = Some((64, 56));
+    let p = load(&spec).unwrap().preprocess();
+    assert_eq!((p.resize, p.crop, p.interpolation), (64, 56, Interpolation::Bilinear));
+    // EfficientNet-Lite0's default weights keep its own transform.
+    let lite = load(&ModelSpec::new("efficientnet_lite0", Device::Cpu)).unwrap();
+    assert_eq!(lite.preprocess(), Preprocess::LITE);
+}

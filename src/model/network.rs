@@ -172,6 +172,11 @@ impl Network {
         self.preprocess.crop = crop;
     }
 
+    /// Overrides the resize's filter.
+    pub fn set_interpolation(&mut self, interpolation: super::Interpolation) {
+        self.preprocess.interpolation = interpolation;
+    }
+
     /// The head's weight A `[K,C]`.
     pub fn head_weight(&self) -> &Tensor {
         &self.head.weight

@@ -29,6 +29,12 @@ pub struct ModelSpec {
     pub precision: tch::Kind,
 }
 
+/// The resize of the transform for weights given by file (`custom_weights_path`),
+/// as the reference's `ClassificationPresetEval` (bilinear, antialiased).
+pub const CUSTOM_WEIGHTS_RESIZE: i64 = 256;
+/// The crop of that transform.
+pub const CUSTOM_WEIGHTS_CROP: i64 = 224;
+
 /// A precision's name in configs (`f32`, `f16`, `bf16`) → its dtype.
 pub fn parse_precision(name: &str) -> crate::Result<tch::Kind> {
     match name {
@@ -90,6 +96,11 @@ impl ModelSpec {
 
 /// Builds and loads a network as `spec` says. Errors name the missing weights file
 /// and what to set.
+///
+/// The eval transform is the registry's (the one torchvision's ImageNet weights
+/// were evaluated with) for the default weights, and — as in the reference —
+/// 256 → 224 bilinear for a weights file given in `weights`/`custom_weights_path`;
+/// `sizes` (`model.resize`/`model.crop`) override either.
 pub fn load(spec: &ModelSpec) -> Result<Network> {
     if spec.name == "torchscript" {
         return load_torchscript(spec);
@@ -104,6 +115,13 @@ pub fn load(spec: &ModelSpec) -> Result<Network> {
         return Err(Error::WeightsNotFound { path: weights });
     }
     net.load_weights(&weights)?;
+    if spec.weights.is_some() {
+        // As the reference: weights of one's own (`custom_weights_path`) are
+        // evaluated with resize 256, crop 224, bilinear, whatever transform the
+        // architecture's torchvision weights used.
+        net.set_sizes(CUSTOM_WEIGHTS_RESIZE, CUSTOM_WEIGHTS_CROP);
+        net.set_interpolation(super::Interpolation::Bilinear);
+    }
     if let Some((resize, crop)) = spec.sizes {
         net.set_sizes(resize, crop);
     }
