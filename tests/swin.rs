@@ -13,17 +13,7 @@ use common::*;
 use epic::data::transform;
 use epic::model::{swin, Interpolation, Network, Preprocess, ARCHITECTURES};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::Command;
 use tch::{Device, Kind, Tensor};
-
-/// Runs the venv's Python `code` with `args`; panics with its stderr on failure, else returns stdout.
-fn run_python(code: &str, args: &[&str]) -> String {
-    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let o = Command::new(py).arg("-c").arg(code).args(args).output().expect("the venv's python (tools/setup.sh)");
-    assert!(o.status.success(), "python failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// argv: DIR NAME SHAPE... (each `BxHxW`). Writes DIR/NAME.pth (the state dict)
 /// and DIR/io.safetensors with, per shape, `input_<shape>`, `logits_<shape>` and

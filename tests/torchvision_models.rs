@@ -9,20 +9,8 @@ mod common;
 use common::*;
 use epic::model::{Network, ARCHITECTURES};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use tch::{Device, Tensor};
-
-fn python() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
-}
-
-/// Runs Python `code` with `args`; panics with its stderr on failure, else returns stdout.
-fn run_python(code: &str, args: &[&str]) -> String {
-    let o = Command::new(python()).arg("-c").arg(code).args(args).output().expect("the venv's python (tools/setup.sh)");
-    assert!(o.status.success(), "python failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// Shared Python: a seeded torchvision model whose every parameter matters, and
 /// a hand-written safetensors writer (no extra package).

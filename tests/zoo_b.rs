@@ -21,17 +21,8 @@ use common::*;
 use epic::model::{Interpolation, Network, ARCHITECTURES};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use tch::{Device, Tensor};
-
-/// Runs the venv's Python `code` with `args`; panics with its stderr on failure, else returns stdout.
-fn run_python(code: &str, args: &[&str]) -> String {
-    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let o = Command::new(py).arg("-c").arg(code).args(args).output().expect("the venv's python (tools/setup.sh)");
-    assert!(o.status.success(), "python failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// Shared Python: torchvision's model by name (GoogLeNet and Inception-v3 as the
 /// pretrained builders make them: `transform_input` on, auxiliary heads present).

@@ -35,6 +35,20 @@ pub fn ints(t: &Tensor) -> Vec<i64> {
     Vec::<i64>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).reshape([-1])).expect("ints")
 }
 
+/// Runs the venv's Python `code` with `args` (tools/setup.sh installs torch and
+/// torchvision there); panics with its stderr on failure, else returns stdout.
+pub fn run_python(code: &str, args: &[&str]) -> String {
+    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let o = std::process::Command::new(py)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("the venv's python (tools/setup.sh)");
+    assert!(o.status.success(), "python failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// The epic binary built for this test run.
 pub fn epic_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_epic"))
