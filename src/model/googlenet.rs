@@ -22,7 +22,7 @@ use super::backbone::{Backbone, Parts};
 use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
 use super::params::Params;
 use super::Result;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 const BN_EPS: f64 = 1e-3;
 
@@ -93,19 +93,6 @@ impl Inception {
     }
 }
 
-/// The per-channel affine map of torchvision's `transform_input`, as `[1,3,1,1]`
-/// scale and shift.
-fn input_transform(p: &Params) -> Result<(Tensor, Tensor)> {
-    // In f64, then rounded once, as Python computes the constants.
-    let (mean, std) = ([0.485f64, 0.456, 0.406], [0.229f64, 0.224, 0.225]);
-    let scale: Vec<f32> = std.iter().map(|s| (s / 0.5) as f32).collect();
-    let shift: Vec<f32> = mean.iter().map(|m| ((m - 0.5) / 0.5) as f32).collect();
-    let t = |v: &[f32]| -> Result<Tensor> {
-        Ok(Tensor::f_from_slice(v)?.f_to_kind(Kind::Float)?.f_view([1, 3, 1, 1])?.f_to_device(p.device())?)
-    };
-    Ok((t(&scale)?, t(&shift)?))
-}
-
 struct GoogLeNetBackbone {
     transform: Option<(Tensor, Tensor)>,
     stem: [BasicConv; 3],
@@ -133,11 +120,11 @@ impl Backbone for GoogLeNetBackbone {
     }
 }
 
-/// GoogLeNet with `num_classes` outputs, with or without torchvision's
 /// One inception block: its name, whether a max pool precedes it, and
 /// (in, 1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool projection) channels.
 type InceptionRow = (&'static str, bool, (i64, i64, i64, i64, i64, i64, i64));
 
+/// GoogLeNet with `num_classes` outputs, with or without torchvision's
 /// `transform_input`: backbone `[B,3,H,W]` → `[B,1024,h,w]` (7×7 for 224), head `fc`.
 pub fn googlenet_with(p: &Params, num_classes: i64, transform_input: bool) -> Result<Parts> {
     let stem = [
@@ -160,7 +147,7 @@ pub fn googlenet_with(p: &Params, num_classes: i64, transform_input: bool) -> Re
     for (name, pool, c) in table {
         blocks.push((pool, Inception::new(&p.pp(name), c)?));
     }
-    let transform = if transform_input { Some(input_transform(p)?) } else { None };
+    let transform = if transform_input { Some(super::layers::transform_input(p.device())?) } else { None };
     Ok(Parts {
         backbone: Box::new(GoogLeNetBackbone { transform, stem, blocks }),
         head: Linear::new(&p.pp("fc"), 1024, num_classes)?,

@@ -19,7 +19,7 @@ use super::backbone::{Backbone, Parts};
 use super::layers::{max_pool2d, BatchNorm2d, Linear};
 use super::params::Params;
 use super::Result;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 const BN_EPS: f64 = 1e-3;
 
@@ -202,18 +202,6 @@ impl Mixed {
     }
 }
 
-/// torchvision's `transform_input` as `[1,3,1,1]` scale and shift (constants in
-/// f64, rounded once, as Python computes them).
-fn input_transform(p: &Params) -> Result<(Tensor, Tensor)> {
-    let (mean, std) = ([0.485f64, 0.456, 0.406], [0.229f64, 0.224, 0.225]);
-    let scale: Vec<f32> = std.iter().map(|s| (s / 0.5) as f32).collect();
-    let shift: Vec<f32> = mean.iter().map(|m| ((m - 0.5) / 0.5) as f32).collect();
-    let t = |v: &[f32]| -> Result<Tensor> {
-        Ok(Tensor::f_from_slice(v)?.f_to_kind(Kind::Float)?.f_view([1, 3, 1, 1])?.f_to_device(p.device())?)
-    };
-    Ok((t(&scale)?, t(&shift)?))
-}
-
 struct InceptionBackbone {
     transform: Option<(Tensor, Tensor)>,
     stem: [BasicConv; 5],
@@ -260,7 +248,7 @@ pub fn inception_v3_with(p: &Params, num_classes: i64, transform_input: bool) ->
         Mixed::e(&p.pp("Mixed_7b"), 1280)?,
         Mixed::e(&p.pp("Mixed_7c"), 2048)?,
     ];
-    let transform = if transform_input { Some(input_transform(p)?) } else { None };
+    let transform = if transform_input { Some(super::layers::transform_input(p.device())?) } else { None };
     Ok(Parts {
         backbone: Box::new(InceptionBackbone { transform, stem, mixed }),
         head: Linear::new(&p.pp("fc"), 2048, num_classes)?,

@@ -125,3 +125,17 @@ pub fn max_pool2d(x: &Tensor, k: i64, stride: i64, padding: i64) -> Result<Tenso
 pub fn avg_pool2d(x: &Tensor, k: i64, stride: i64) -> Result<Tensor> {
     Ok(x.f_avg_pool2d([k; 2], [stride; 2], [0i64; 2], false, true, None)?)
 }
+
+/// torchvision's `transform_input` (GoogLeNet, Inception-v3), which re-normalises
+/// ImageNet-normalised input to the (x − 0.5)/0.5 its weights were trained on: a
+/// per-channel scale and shift, each `[1,3,1,1]` on `device`, applied as x·scale + shift.
+/// The constants are computed in f64 and rounded once, as Python computes them.
+pub fn transform_input(device: tch::Device) -> Result<(Tensor, Tensor)> {
+    let (mean, std) = ([0.485f64, 0.456, 0.406], [0.229f64, 0.224, 0.225]);
+    let scale: Vec<f32> = std.iter().map(|s| (s / 0.5) as f32).collect();
+    let shift: Vec<f32> = mean.iter().map(|m| ((m - 0.5) / 0.5) as f32).collect();
+    let t = |v: &[f32]| -> Result<Tensor> {
+        Ok(Tensor::f_from_slice(v)?.f_to_kind(tch::Kind::Float)?.f_view([1, 3, 1, 1])?.f_to_device(device)?)
+    };
+    Ok((t(&scale)?, t(&shift)?))
+}
