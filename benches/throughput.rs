@@ -3,6 +3,11 @@
 //!
 //! The loader must not starve the network: decode+transform throughput should be
 //! at least the backbone's on the same cores. Run with `cargo bench --bench throughput`.
+//!
+//! `chunk_checksum`: the integrity check's cost, per bank chunk of 4096 Lite0
+//! images (sums `[4096,1280]` f32, 21 MB): the CRC-32 alone, a chunk written to
+//! bytes with it, and read back and verified. Compare with the backbone's time
+//! for the same 4096 images.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use epic::data::{Dataset, ImageFolder, Loader};
 use epic::model::{default_weights, Network};
@@ -48,5 +53,27 @@ fn throughput(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, throughput);
+fn chunk_checksum(c: &mut Criterion) {
+    let rows = 4096;
+    let sums = Tensor::randn([rows, 1280], (Kind::Float, Device::Cpu));
+    let labels = Tensor::zeros([rows], (Kind::Int64, Device::Cpu));
+    let valid = Tensor::ones([rows], (Kind::Bool, Device::Cpu));
+    let hw = Tensor::from_slice(&[7i64, 7]);
+    let tensors = [("sums", &sums), ("labels", &labels), ("predicted", &labels), ("valid", &valid), ("map_hw", &hw)];
+    let path = std::path::Path::new("chunk.safetensors");
+    let bytes = epic::io::tensors::encode_tensors(&tensors, path).expect("encode");
+    let mut g = c.benchmark_group("chunk_checksum");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.sample_size(20);
+    g.bench_function("crc32_4096_images", |b| b.iter(|| crc32fast::hash(&bytes)));
+    g.bench_function("encode_with_checksum_4096_images", |b| {
+        b.iter(|| epic::io::tensors::encode_tensors(&tensors, path).expect("encode"))
+    });
+    g.bench_function("parse_and_verify_4096_images", |b| {
+        b.iter(|| epic::io::tensors::parse_tensors(&bytes, path).expect("parse"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, throughput, chunk_checksum);
 criterion_main!(benches);

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
-for t in ["pth", "config_override", "image_decode"]:
+for t in ["pth", "config_override", "image_decode", "tensors", "checkpoint", "args"]:
     os.makedirs(f"{d}/{t}", exist_ok=True)
 
 fixtures = os.path.join(os.path.dirname(d), "..", "tests", "fixtures", "bad_input")
@@ -40,3 +40,39 @@ for k, v in seeds.items():
     open(f"{d}/config_override/{k}", "w").write(v)
 demo = os.path.join(os.path.dirname(d), "..", "configs", "demo_fashion_lite0.yaml")
 open(f"{d}/config_override/demo", "w").write(open(demo).read() + "\n===\nseed=3\ntraining.lr=0.1\n")
+
+
+# Safetensors as epic writes them: the CRC-32 (zlib's, IEEE) of the tensor bytes in
+# the metadata. A bank chunk, a U file, a checkpoint of C = 4, one without checksum.
+import json, struct, zlib
+
+def safetensors(tensors, checksum=True):
+    names = {np.float32: "F32", np.int64: "I64", np.bool_: "BOOL", np.uint8: "U8", np.float64: "F64"}
+    header, blobs, off = {}, [], 0
+    for k, v in tensors.items():
+        b = v.tobytes()
+        header[k] = {"dtype": names[v.dtype.type], "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b); off += len(b)
+    data = b"".join(blobs)
+    if checksum:
+        header = {"__metadata__": {"epic.crc32": f"{zlib.crc32(data):08x}"}, **header}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+rng = np.random.default_rng(2)
+chunk = {"sums": rng.standard_normal((5, 8)).astype(np.float32), "labels": np.arange(5, dtype=np.int64),
+         "predicted": np.arange(5, dtype=np.int64)[::-1].copy(), "valid": np.array([1, 1, 0, 1, 1], dtype=np.bool_),
+         "map_hw": np.array([2, 2], dtype=np.int64)}
+open(f"{d}/tensors/chunk.safetensors", "wb").write(safetensors(chunk))
+open(f"{d}/tensors/chunk_no_checksum.safetensors", "wb").write(safetensors(chunk, checksum=False))
+open(f"{d}/tensors/u.safetensors", "wb").write(safetensors({"A_raw": rng.standard_normal((4, 4)).astype(np.float32)}))
+ck = {"fingerprint": np.frombuffer(b"0123456789abcdef", dtype=np.uint8).copy(), "state": np.array([2, 7, 99], dtype=np.int64),
+      "A_raw": rng.standard_normal((4, 4)).astype(np.float32), "exp_avg": np.zeros((4, 4), np.float32),
+      "exp_avg_sq": np.ones((4, 4), np.float32), "history_steps": np.array([[3, 0.5], [2, 0.6]]),
+      "history_epochs": np.array([[3, 0.4], [3, 0.45], [2, 0.55]])}
+open(f"{d}/checkpoint/checkpoint.safetensors", "wb").write(safetensors(ck))
+open(f"{d}/checkpoint/old_checkpoint.safetensors", "wb").write(safetensors(ck, checksum=False))
+for k in ["plain", "bad", "interp"]:
+    open(f"{d}/args/{k}", "w").write(seeds[k])
+open(f"{d}/args/nested", "w").write("a.b.c=1\na.b=2\nx=[1, 2]\ny={z: 1}\nkey with space=1\n=v\nk=\n")

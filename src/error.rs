@@ -114,6 +114,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The disk (or the file-size limit) is full: nothing of the file was kept.
+    #[error("cannot write {path}: the disk is full ({source}); free some space or choose another output_path, then run again (finished artifacts and cache chunks are kept)")]
+    DiskFull {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An output could not be put where it belongs: a folder could not be
     /// created, or a folder stands where the file should go.
     #[error("cannot write {path}: {why}; choose another output path")]
@@ -132,6 +142,36 @@ pub enum Error {
         /// The underlying message.
         message: String,
     },
+
+    /// A file's bytes are not the bytes epic wrote: its checksum does not match.
+    #[error("{path} is damaged: {why}; {fix}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What the check found.
+        why: String,
+        /// What to do, in a sentence.
+        fix: String,
+    },
+
+    /// Another live epic run holds a folder this run would write into.
+    #[error("{path} is in use by another epic run (pid {pid} on {host}, since {since}); wait for it to finish, or give this run another {what}")]
+    Busy {
+        /// The folder.
+        path: PathBuf,
+        /// What the folder is to the run (`output_path`).
+        what: String,
+        /// The other run's process id.
+        pid: u32,
+        /// The other run's host.
+        host: String,
+        /// When the other run took the folder (UTC).
+        since: String,
+    },
+
+    /// The sandbox refused a path ([`crate::io::access`]).
+    #[error(transparent)]
+    Denied(#[from] crate::io::access::Denied),
 
     /// A config key has a value of the wrong type or out of range.
     #[error("config key {key}: {why}")]

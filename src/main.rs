@@ -31,6 +31,21 @@ enum Command {
         /// A folder of Rhai modules for `import` (repeatable; also $EPIC_LIB).
         #[arg(long = "lib", value_name = "DIR")]
         lib: Vec<PathBuf>,
+        /// Run a shared script in a sandbox: writes only under the config's
+        /// output_path and cache and --allow-write folders; reads only under the
+        /// script's, config's and data's folders and --allow-read folders; Rhai's
+        /// limits on operations, call depth and sizes set.
+        #[arg(long)]
+        sandbox: bool,
+        /// With --sandbox: a folder the script may also read (repeatable).
+        #[arg(long = "allow-read", value_name = "DIR", requires = "sandbox")]
+        allow_read: Vec<PathBuf>,
+        /// With --sandbox: a folder the script may also write (repeatable).
+        #[arg(long = "allow-write", value_name = "DIR", requires = "sandbox")]
+        allow_write: Vec<PathBuf>,
+        /// With --sandbox: most Rhai operations the script may take.
+        #[arg(long = "max-operations", value_name = "N", requires = "sandbox")]
+        max_operations: Option<u64>,
     },
     /// Print the top classes of images: `epic predict efficientnet_lite0 photo.jpg`.
     Predict {
@@ -117,13 +132,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { script, args, device, lib } => {
+        Command::Run { script, args, device, lib, sandbox, allow_read, allow_write, max_operations } => {
             let overrides = args.clone();
+            let config_arg = args.iter().find_map(|a| a.strip_prefix("config=")).map(PathBuf::from);
             let args = epic::script::args::parse_args(&args).map_err(anyhow::Error::msg)?;
             let device = epic::device::parse_device(&device).context("--device")?;
-            let options = epic::script::HostOptions { device, overrides, lib_dirs: lib };
+            let sandbox = sandbox.then(|| epic::script::Sandbox {
+                policy: epic::study::script_policy(&script, config_arg.as_deref(), &lib, &allow_read, &allow_write),
+                max_operations: max_operations.unwrap_or(epic::script::Sandbox::MAX_OPERATIONS),
+            });
+            let options = epic::script::HostOptions { device, overrides, lib_dirs: lib, sandbox };
             epic::interrupt::install();
-            match epic::script::run_file(&script, args, &options) {
+            let result = epic::script::run_file(&script, args, &options);
+            // The run's output folders are free again.
+            epic::io::claim::release_all();
+            match result {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -1,5 +1,8 @@
 //! Progress of long steps: a bar on a terminal (indicatif, on stderr), plain log
 //! lines at every tenth otherwise, so that CI logs and `nohup` runs stay readable.
+//!
+//! Warnings and notes ([`warning`], [`note`]) go to stderr whatever `quiet`
+//! says: `quiet` silences progress, never what a user must know.
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -50,4 +53,14 @@ impl Progress {
             eprintln!("{}: {summary} ({:.1}s)", self.label, self.start.elapsed().as_secs_f64());
         }
     }
+}
+
+/// Prints `warning: <text>` on stderr (never silenced by `quiet`).
+pub fn warning(text: &str) {
+    eprintln!("warning: {text}");
+}
+
+/// Prints `note: <text>` on stderr (never silenced by `quiet`).
+pub fn note(text: &str) {
+    eprintln!("note: {text}");
 }

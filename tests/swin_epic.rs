@@ -76,6 +76,10 @@ fn epic_on_swin_v2_t_keeps_logits_selects_as_a_direct_pass_and_boxes_the_peaks()
     let fig = study.explanation_figure(&e, &image, false).unwrap();
     assert_eq!(fig.size(), explanation_size(2, 2));
     let png = fig.png().unwrap();
+    // Kept for a look: target/tmp/swin_v2_t_explanation.png.
+    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("swin_v2_t_explanation.png");
+    std::fs::write(&kept, &png).unwrap();
+    eprintln!("explanation figure: {}", kept.display());
     let img = image::load_from_memory(&png).unwrap().to_rgb8();
     let yellow = |x: u32, y: u32| {
         let p = img.get_pixel(x, y);

@@ -10,6 +10,9 @@
 //!   unknown one is an error that lists the nearest known keys; `+a.b=value` adds
 //!   one) and keep its type (an int where an int was; ints are accepted for
 //!   floats; a `null` key takes anything).
+//! - YAML aliases (`*name`) and merge keys (`<<`) are refused before anything is
+//!   expanded ([`parse_str`]): the reference's configs use none, and aliases are
+//!   how a file of a few hundred bytes expands to gigabytes.
 pub mod section;
 
 pub use section::Section;
@@ -21,6 +24,10 @@ use std::path::{Path, PathBuf};
 /// What went wrong reading a config or applying an override.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The sandbox refused a path ([`crate::io::access`]).
+    #[error(transparent)]
+    Denied(#[from] crate::io::access::Denied),
+
     /// The file could not be read.
     #[error("cannot read {path}: {source}; check the path")]
     Io {
@@ -123,6 +130,7 @@ pub fn resolve(mut v: Value, path: &Path) -> Result<Value> {
 }
 
 fn read_yaml(path: &Path) -> Result<Value> {
+    crate::io::access::check_read(path)?;
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
     parse_str(&text, path)
 }
@@ -130,12 +138,41 @@ fn read_yaml(path: &Path) -> Result<Value> {
 /// Parses config text (one file, `defaults` not composed); `path` labels errors.
 /// The top level must be a map; an empty text is an empty map.
 pub fn parse_str(text: &str, path: &Path) -> Result<Value> {
+    refuse_aliases(text, path)?;
     let v: Value =
         serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml { path: path.into(), message: e.to_string() })?;
     match v {
         Value::Mapping(_) => Ok(v),
         Value::Null => Ok(Value::Mapping(Mapping::new())),
         _ => Err(ConfigError::Structure { path: path.into(), why: "the top level must be a map of keys".into() }),
+    }
+}
+
+/// Refuses aliases and merge keys by reading the YAML's events, which expand
+/// nothing: memory stays that of the text. Syntax errors are left to the parser
+/// that follows, whose messages carry the line.
+fn refuse_aliases(text: &str, path: &Path) -> Result<()> {
+    use yaml_rust2::parser::{Event, Parser};
+    let mut events = Parser::new_from_str(text);
+    loop {
+        let (event, mark) = match events.next_token() {
+            Ok(e) => e,
+            Err(_) => return Ok(()),
+        };
+        let why = match &event {
+            Event::StreamEnd => return Ok(()),
+            Event::Alias(_) => "a YAML alias (*name)",
+            Event::Scalar(v, yaml_rust2::scanner::TScalarStyle::Plain, _, _) if v == "<<" => "a YAML merge key (<<)",
+            _ => continue,
+        };
+        return Err(ConfigError::Structure {
+            path: path.into(),
+            why: format!(
+                "line {}: {why}; epic configs do not expand aliases or merges (they let a small file grow without \
+                 bound): write the values out, or use `defaults:` to compose files",
+                mark.line()
+            ),
+        });
     }
 }
 

@@ -29,6 +29,7 @@ pub struct FashionMnist {
 
 fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
     let bad = |why: String| Error::Layout { path: path.into(), why };
+    crate::io::access::check_read(path)?;
     let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
     let mut bytes = Vec::new();
     let read = if path.extension().is_some_and(|e| e == "gz") {

@@ -24,6 +24,7 @@ pub struct ImageFolder {
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+    crate::io::access::check_read(dir)?;
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
     let mut out = Vec::new();
     for e in entries {

@@ -27,6 +27,7 @@ pub const MAX_DECODED_BYTES: u64 = 2 << 30;
 
 /// Decodes the image file at `path` to RGB8.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    crate::io::access::check_read(path)?;
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
     decode_rgb(&bytes, path)
 }

@@ -10,7 +10,7 @@ pub mod image;
 mod loader;
 pub mod transform;
 
-pub use fashion_mnist::FashionMnist;
+pub use fashion_mnist::{FashionMnist, DEBIAN_DIR as FASHION_MNIST_DIR};
 pub use folder::ImageFolder;
 pub use loader::{Batch, Loader};
 
@@ -19,6 +19,10 @@ use std::path::PathBuf;
 /// What went wrong reading a data set or an image.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The sandbox refused a path ([`crate::io::access`]).
+    #[error(transparent)]
+    Denied(#[from] crate::io::access::Denied),
+
     /// An image file could not be read or decoded.
     #[error("{path}: cannot decode the image ({why}); remove or replace the file")]
     Decode {

@@ -9,7 +9,7 @@
 //! is never resumed from: training starts over and replaces it.
 use super::History;
 use crate::error::{Error, Result};
-use crate::io::{load_tensors, save_tensors};
+use crate::io::{save_tensors, Integrity};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -41,16 +41,16 @@ fn pairs_of(t: &Tensor) -> Result<Vec<(usize, f64)>> {
     Ok(flat.chunks_exact(2).map(|r| (r[0] as usize, r[1])).collect())
 }
 
+/// The schedule steps a training checkpoint's bytes record, read exactly as a
+/// resuming run reads them (`path` labels errors): for tools, and the fuzzer.
+pub fn inspect_checkpoint(bytes: &[u8], path: &Path) -> Result<usize> {
+    Ok(Checkpoint::parse(bytes, path, None)?.map_or(0, |c| c.steps_done))
+}
+
 impl Checkpoint {
     /// Writes the checkpoint to `path` atomically (a temporary file, then a rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-                action: "create",
-                path: dir.to_path_buf(),
-                source: e,
-            })?;
-        }
+        // save_tensors creates the folder (inside the sandbox, when there is one).
         let state = Tensor::f_from_slice(&[self.steps_done as i64, self.adam_step, self.shuffler as i64])?;
         let fp = Tensor::f_from_slice(self.fingerprint.as_bytes())?;
         let (steps, epochs) = (pairs_tensor(&self.history.steps)?, pairs_tensor(&self.history.epochs)?);
@@ -75,7 +75,28 @@ impl Checkpoint {
         if !path.exists() {
             return Ok(None);
         }
-        let t: HashMap<String, Tensor> = load_tensors(path)?.into_iter().collect();
+        crate::io::access::check_read(path)?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "read", path: path.into(), source })?;
+        Checkpoint::parse(&bytes, path, Some(fingerprint))
+    }
+
+    /// A checkpoint from its file's bytes (`path` labels errors); `fingerprint`
+    /// `None` accepts any training's.
+    fn parse(bytes: &[u8], path: &Path, fingerprint: Option<&str>) -> Result<Option<Checkpoint>> {
+        let file = crate::io::tensors::parse_tensors(bytes, path).map_err(|e| match e {
+            Error::Damaged { path, why, .. } => {
+                Error::Damaged { path, why, fix: "delete it to start training over, or restore it from a copy".into() }
+            }
+            e => e,
+        })?;
+        if file.integrity == Integrity::Unchecked {
+            crate::progress::note(&format!(
+                "{} was written without a checksum (by an earlier epic); it is read unchecked, \
+                 and the next checkpoint carries one",
+                path.display()
+            ));
+        }
+        let t: HashMap<String, Tensor> = file.tensors.into_iter().collect();
         let get = |k: &str| {
             t.get(k).map(|t| t.shallow_clone()).ok_or_else(|| {
                 Error::invalid(
@@ -86,11 +107,11 @@ impl Checkpoint {
         };
         let fp =
             String::from_utf8(Vec::<u8>::try_from(get("fingerprint")?.f_to_kind(Kind::Uint8)?)?).unwrap_or_default();
-        if fp != fingerprint {
-            eprintln!(
-                "note: {} is a checkpoint of other training (another config, bank or start); starting over",
+        if fingerprint.is_some_and(|want| fp != want) {
+            crate::progress::note(&format!(
+                "{} is a checkpoint of other training (another config, bank or start); starting over",
                 path.display()
-            );
+            ));
             return Ok(None);
         }
         let state = Vec::<i64>::try_from(get("state")?.f_to_kind(Kind::Int64)?).unwrap_or_default();

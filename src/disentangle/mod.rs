@@ -13,6 +13,7 @@ mod train_config;
 mod trainer;
 
 pub use adam::{Adam, AdamConfig};
+pub use checkpoint::inspect_checkpoint;
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
 pub use objective::{purity_loss, purity_step, purity_step_gathered, purity_step_with, Gradient};
 pub use schedule::{Schedule, ScheduleKind};

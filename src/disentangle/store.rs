@@ -1,6 +1,10 @@
 //! The U file: a disentangler saved as the reference saves it, `<type>.pt`
 //! (`torch.save` of the state dict `{"A_raw": A}`), plus the same tensor as
 //! `<type>.safetensors`; and loading either back to resume or explain.
+//!
+//! Both are checked on load: the `.safetensors` by its `epic.crc32`, the `.pt` by
+//! the CRC-32 that the zip format keeps for every entry (as `torch.save` writes
+//! it), so a damaged U file is an error naming it, never a wrong explanation.
 use super::{Disentangler, MatrixKind};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -20,7 +24,20 @@ pub fn save(d: &Disentangler, dir: &Path) -> Result<(PathBuf, PathBuf)> {
 pub fn load(kind: MatrixKind, path: &Path) -> Result<Disentangler> {
     let bad = |why: String| Error::invalid(path.display().to_string(), why);
     let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
-        crate::io::load_tensors(path)?
+        let file = crate::io::read_tensors(path).map_err(|e| match e {
+            Error::Damaged { path, why, .. } => Error::Damaged {
+                path,
+                why,
+                fix:
+                    "copy the U file again from where it came from (its .pt twin holds the same A_raw), or train again"
+                        .into(),
+            },
+            e => e,
+        })?;
+        if file.integrity == crate::io::Integrity::Unchecked {
+            crate::progress::note(&format!("{} carries no checksum; it is read unchecked", path.display()));
+        }
+        file.tensors
     } else {
         crate::model::pth::read_pth(path)
             .and_then(|c| c.state_dict(None))

@@ -11,12 +11,12 @@
 //! A later run with the same key reuses every complete chunk and computes only
 //! the missing ones: an interrupted pass resumes from its last complete chunk, and
 //! a finished one costs no backbone batch at all.
+use super::cache::{chunk_path, claim_path, remove_stale_temporaries, Chunk, ChunkState};
 use super::FeatureMemo;
 use crate::data::{Dataset, Loader};
-use crate::io::{load_tensors, save_tensors, Fingerprint};
+use crate::io::{Fingerprint, Integrity};
 use crate::model::Network;
 use crate::progress::Progress;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tch::{Device, Kind, Tensor};
@@ -137,6 +137,8 @@ pub struct ExtractReport {
     pub chunks_reused: usize,
     /// Chunks computed in this run.
     pub chunks_computed: usize,
+    /// Chunks another run sharing the cache computed while this one waited.
+    pub chunks_by_others: usize,
     /// Images that failed to decode: (index, message).
     pub failed: Vec<(usize, String)>,
     /// The cache key.
@@ -163,69 +165,6 @@ pub fn cache_key(net: &Network, dataset: &dyn Dataset, chunk: usize) -> Result<S
     Ok(format!("{}-{}", net.name(), &h.hex()[..20]))
 }
 
-/// Removes the temporary files a killed run left (`.chunk_*.tmp`). Two runs
-/// must not share one cache folder at the same time.
-fn remove_stale_temporaries(folder: &Path) {
-    let Ok(entries) = std::fs::read_dir(folder) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".chunk_") && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-fn chunk_path(folder: &Path, start: usize) -> PathBuf {
-    folder.join(format!("chunk_{start:09}.safetensors"))
-}
-
-/// One chunk's tensors, CPU.
-struct Chunk {
-    sums: Tensor,
-    labels: Tensor,
-    predicted: Tensor,
-    valid: Tensor,
-    map_hw: Tensor,
-}
-
-impl Chunk {
-    fn read(path: &Path, rows: i64, channels: i64) -> Option<Chunk> {
-        let t: HashMap<String, Tensor> = load_tensors(path).ok()?.into_iter().collect();
-        let c = Chunk {
-            sums: t.get("sums")?.shallow_clone(),
-            labels: t.get("labels")?.shallow_clone(),
-            predicted: t.get("predicted")?.shallow_clone(),
-            valid: t.get("valid")?.shallow_clone(),
-            map_hw: t.get("map_hw")?.shallow_clone(),
-        };
-        // Anything unexpected means the chunk is recomputed, never trusted.
-        let ok = c.sums.size() == [rows, channels]
-            && c.sums.kind() == Kind::Float
-            && c.labels.size() == [rows]
-            && c.labels.kind() == Kind::Int64
-            && c.predicted.size() == [rows]
-            && c.predicted.kind() == Kind::Int64
-            && c.valid.size() == [rows]
-            && c.valid.kind() == Kind::Bool
-            && c.map_hw.size() == [2]
-            && c.map_hw.kind() == Kind::Int64;
-        ok.then_some(c)
-    }
-
-    fn write(&self, path: &Path) -> crate::Result<()> {
-        save_tensors(
-            &[
-                ("sums", &self.sums),
-                ("labels", &self.labels),
-                ("predicted", &self.predicted),
-                ("valid", &self.valid),
-                ("map_hw", &self.map_hw),
-            ],
-            path,
-        )
-    }
-}
-
 /// One backbone pass over `dataset` through `net`: a [`Bank`], reusing and
 /// extending the cache in `options.cache` when given.
 ///
@@ -238,6 +177,11 @@ pub fn extract(net: &Network, dataset: Arc<dyn Dataset>, options: &ExtractOption
 /// [`extract`], offering every feature map it computes to `memo`
 /// ([`FeatureMemo::offer`]): the maps training needs first are then already
 /// there, and a data set whose maps fit the memo is never passed twice.
+///
+/// Processes that extract the same bank into one cache at the same time divide
+/// the missing chunks: each claims a chunk before computing it
+/// ([`crate::io::claim`]), skips the chunks others hold, and then waits for
+/// them; a chunk whose holder dies is claimed and computed.
 pub fn extract_into(
     net: &Network,
     dataset: Arc<dyn Dataset>,
@@ -257,99 +201,134 @@ pub fn extract_into(
     if let Some(f) = &folder {
         remove_stale_temporaries(f);
     }
-    let mut chunks: Vec<Option<Chunk>> = starts
-        .iter()
-        .map(|&s| folder.as_ref().and_then(|f| Chunk::read(&chunk_path(f, s), rows(s), net.channels())))
-        .collect();
     let mut report = ExtractReport { key: key.clone(), folder: folder.clone(), ..Default::default() };
-    report.chunks_reused = chunks.iter().filter(|c| c.is_some()).count();
-    for (c, &s) in chunks.iter().zip(&starts) {
-        if let Some(c) = c {
-            let valid = Vec::<bool>::try_from(&c.valid)?;
-            report.failed.extend(
-                valid
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, ok)| !**ok)
-                    .map(|(i, _)| (s + i, "failed in an earlier run".to_string())),
-            );
-        }
+    let mut unchecked = 0;
+    let mut chunks: Vec<Option<Chunk>> = Vec::with_capacity(starts.len());
+    for &s in &starts {
+        let Some(f) = &folder else {
+            chunks.push(None);
+            continue;
+        };
+        let path = chunk_path(f, s);
+        chunks.push(match Chunk::read(&path, rows(s), net.channels()) {
+            ChunkState::Ready(c, integrity) => {
+                if integrity == Integrity::Unchecked {
+                    // Written before chunks carried a checksum: checked above, kept, re-saved with one.
+                    unchecked += 1;
+                    c.write(&path)?;
+                }
+                Some(c)
+            }
+            ChunkState::Missing => None,
+            ChunkState::Damaged(why) => {
+                crate::progress::warning(&format!(
+                    "cache chunk {} is damaged and is recomputed: {why}",
+                    path.display()
+                ));
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        });
     }
+    if unchecked > 0 {
+        crate::progress::note(&format!(
+            "{unchecked} cache chunk(s) in {} were written without a checksum (by an earlier epic); \
+             their shapes and sums were checked, and they were re-saved with one",
+            folder.as_ref().map(|f| f.display().to_string()).unwrap_or_default()
+        ));
+    }
+    report.chunks_reused = chunks.iter().filter(|c| c.is_some()).count();
 
     let missing: Vec<usize> = (0..starts.len()).filter(|&i| chunks[i].is_none()).collect();
     if !missing.is_empty() {
         let todo: usize = missing.iter().map(|&i| rows(starts[i]) as usize).sum();
         let mut progress = Progress::new("extract", todo as u64, options.quiet);
         let loader = Loader::new(dataset.clone(), net.preprocess(), options.batch_size.for_network(net));
-        let ranges = missing.iter().map(|&i| starts[i]..starts[i] + rows(starts[i]) as usize).collect();
-        let mut batches = loader.batches_in(ranges);
-        for &i in &missing {
-            let (start, end) = (starts[i], starts[i] + rows(starts[i]) as usize);
-            let (mut sums, mut labels, mut predicted, mut valid) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let mut map_hw = (0, 0);
-            let mut done = start;
-            while done < end {
-                if crate::interrupt::requested() {
-                    let resume = match &folder {
-                        Some(f) => format!(
-                            "{} of {} chunks are complete in {}; run the same command again to resume from there",
-                            chunks.iter().filter(|c| c.is_some()).count(),
-                            starts.len(),
-                            f.display()
-                        ),
-                        None => "no cache folder was given (dataloader.cache), so a new run starts over".into(),
-                    };
-                    return Err(crate::Error::Interrupted { what: "extraction".into(), resume });
-                }
-                let batch = batches
-                    .next()
-                    .ok_or_else(|| crate::Error::invalid("extract", "the image loader stopped early"))??;
-                let z = net.features(&batch.images)?;
-                map_hw = (z.size()[2], z.size()[3]);
-                if let Some(memo) = memo.as_deref_mut() {
-                    let failed: Vec<usize> = batch.failed.iter().map(|(i, _)| *i).collect();
-                    for (k, i) in batch.range.clone().enumerate() {
-                        if !failed.contains(&i) && !memo.offer(i, &z.f_get(k as i64)?)? {
-                            break;
+        let mut pending = missing;
+        let mut waited = false;
+        while !pending.is_empty() {
+            let mut busy = Vec::new();
+            for i in pending {
+                let (start, len) = (starts[i], rows(starts[i]));
+                let claim = match &folder {
+                    None => None,
+                    Some(f) => match crate::io::claim::try_claim(&claim_path(f, start))? {
+                        crate::io::claim::Attempt::Busy(_) => {
+                            busy.push(i);
+                            continue;
                         }
+                        crate::io::claim::Attempt::Held(c) => Some(c),
+                    },
+                };
+                // Another run may have finished the chunk before this one claimed it.
+                if let (Some(f), Some(_)) = (&folder, &claim) {
+                    if let ChunkState::Ready(c, _) = Chunk::read(&chunk_path(f, start), len, net.channels()) {
+                        chunks[i] = Some(c);
+                        report.chunks_by_others += 1;
+                        progress.inc(len as u64);
+                        continue;
                     }
                 }
-                sums.push(crate::features::channel_activation(&z)?.f_to_device(Device::Cpu)?);
-                predicted.push(net.head_logits(&z)?.f_argmax(1, false)?.f_to_device(Device::Cpu)?);
-                labels.push(batch.labels.shallow_clone());
-                let mut ok = vec![true; batch.range.len()];
-                for (idx, msg) in &batch.failed {
-                    ok[idx - batch.range.start] = false;
-                    if !options.quiet {
-                        eprintln!("warning: {msg}");
-                    }
-                    report.failed.push((*idx, msg.clone()));
+                let done = chunks.iter().filter(|c| c.is_some()).count();
+                let c = compute_chunk(net, &loader, start..start + len as usize, &mut memo, &mut report, &mut progress)
+                    .map_err(|e| match e {
+                        crate::Error::Interrupted { what, .. } => crate::Error::Interrupted {
+                            what,
+                            resume: resume_hint(folder.as_deref(), done, starts.len()),
+                        },
+                        e => e,
+                    })?;
+                if let Some(f) = &folder {
+                    c.write(&chunk_path(f, start))?;
                 }
-                valid.push(Tensor::f_from_slice(&ok)?);
-                report.batches_run += 1;
-                progress.inc(batch.range.len() as u64);
-                done = batch.range.end;
+                drop(claim);
+                chunks[i] = Some(c);
+                report.chunks_computed += 1;
             }
-            let mut c = Chunk {
-                sums: Tensor::f_cat(&sums, 0)?,
-                labels: Tensor::f_cat(&labels, 0)?,
-                predicted: Tensor::f_cat(&predicted, 0)?,
-                valid: Tensor::f_cat(&valid, 0)?,
-                map_hw: Tensor::f_from_slice(&[map_hw.0, map_hw.1])?,
-            };
-            // Failed images: zero sums, never prototypes.
-            let mask = c.valid.f_to_kind(Kind::Float)?.f_unsqueeze(1)?;
-            c.sums = c.sums.f_mul(&mask)?;
-            if let Some(f) = &folder {
-                c.write(&chunk_path(f, start))?;
+            pending = busy;
+            if !pending.is_empty() {
+                if !waited {
+                    crate::progress::note(&format!(
+                        "{} chunk(s) are being computed by another run sharing {}; waiting for them",
+                        pending.len(),
+                        folder.as_ref().map(|f| f.display().to_string()).unwrap_or_default()
+                    ));
+                    waited = true;
+                }
+                if crate::interrupt::requested() {
+                    let done = chunks.iter().filter(|c| c.is_some()).count();
+                    return Err(crate::Error::Interrupted {
+                        what: "extraction".into(),
+                        resume: resume_hint(folder.as_deref(), done, starts.len()),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
-            chunks[i] = Some(c);
-            report.chunks_computed += 1;
         }
-        progress.finish(&format!("{todo} images, {} batches, {} failed", report.batches_run, report.failed.len()));
+        progress.finish(&format!(
+            "{todo} images, {} batches, {} failed{}",
+            report.batches_run,
+            report.failed.len(),
+            match report.chunks_by_others {
+                0 => String::new(),
+                k => format!(", {k} chunk(s) computed by another run"),
+            }
+        ));
     }
 
     let chunks: Vec<Chunk> = chunks.into_iter().flatten().collect();
+    let failed_now: std::collections::HashSet<usize> = report.failed.iter().map(|(i, _)| *i).collect();
+    for (c, &s) in chunks.iter().zip(&starts) {
+        let valid = Vec::<bool>::try_from(&c.valid)?;
+        report.failed.extend(
+            valid
+                .iter()
+                .enumerate()
+                .filter(|(i, ok)| !**ok && !failed_now.contains(&(s + i)))
+                .map(|(i, _)| (s + i, "failed in an earlier run".to_string())),
+        );
+    }
+    report.failed.sort_by_key(|(i, _)| *i);
     let hw = Vec::<i64>::try_from(&chunks[0].map_hw)?;
     let cat = |f: fn(&Chunk) -> &Tensor| Tensor::f_cat(&chunks.iter().map(f).collect::<Vec<_>>(), 0);
     let bank = Bank {
@@ -361,6 +340,70 @@ pub fn extract_into(
         selection: Mutex::new(None),
     };
     Ok((bank, report))
+}
+
+/// How to resume an interrupted extraction, in a sentence.
+fn resume_hint(folder: Option<&Path>, done: usize, total: usize) -> String {
+    match folder {
+        Some(f) => format!(
+            "{done} of {total} chunks are complete in {}; run the same command again to resume from there",
+            f.display()
+        ),
+        None => "no cache folder was given (dataloader.cache), so a new run starts over".into(),
+    }
+}
+
+/// The chunk of images `range`: backbone sums, predictions, labels, validity.
+/// Maps go to `memo` while it has room; failed images are warned about.
+fn compute_chunk(
+    net: &Network,
+    loader: &Loader,
+    range: std::ops::Range<usize>,
+    memo: &mut Option<&mut FeatureMemo>,
+    report: &mut ExtractReport,
+    progress: &mut Progress,
+) -> Result<Chunk> {
+    let (mut sums, mut labels, mut predicted, mut valid) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut map_hw = (0, 0);
+    for batch in loader.batches(range) {
+        if crate::interrupt::requested() {
+            return Err(crate::Error::Interrupted { what: "extraction".into(), resume: String::new() });
+        }
+        let batch = batch?;
+        let z = net.features(&batch.images)?;
+        map_hw = (z.size()[2], z.size()[3]);
+        if let Some(memo) = memo.as_deref_mut() {
+            let failed: Vec<usize> = batch.failed.iter().map(|(i, _)| *i).collect();
+            for (k, i) in batch.range.clone().enumerate() {
+                if !failed.contains(&i) && !memo.offer(i, &z.f_get(k as i64)?)? {
+                    break;
+                }
+            }
+        }
+        sums.push(crate::features::channel_activation(&z)?.f_to_device(Device::Cpu)?);
+        predicted.push(net.head_logits(&z)?.f_argmax(1, false)?.f_to_device(Device::Cpu)?);
+        labels.push(batch.labels.shallow_clone());
+        let mut ok = vec![true; batch.range.len()];
+        for (idx, msg) in &batch.failed {
+            ok[idx - batch.range.start] = false;
+            crate::progress::warning(msg);
+            report.failed.push((*idx, msg.clone()));
+        }
+        valid.push(Tensor::f_from_slice(&ok)?);
+        report.batches_run += 1;
+        progress.inc(batch.range.len() as u64);
+    }
+    let mut c = Chunk {
+        sums: Tensor::f_cat(&sums, 0)?,
+        labels: Tensor::f_cat(&labels, 0)?,
+        predicted: Tensor::f_cat(&predicted, 0)?,
+        valid: Tensor::f_cat(&valid, 0)?,
+        map_hw: Tensor::f_from_slice(&[map_hw.0, map_hw.1])?,
+    };
+    // Failed images: zero sums, never prototypes.
+    let mask = c.valid.f_to_kind(Kind::Float)?.f_unsqueeze(1)?;
+    c.sums = c.sums.f_mul(&mask)?;
+    Ok(c)
 }
 
 impl Bank {

@@ -9,6 +9,7 @@
 //! set from one backbone pass; the `memo` keeps the full maps of the current
 //! prototypes.
 mod bank;
+mod cache;
 mod memo;
 mod pass;
 

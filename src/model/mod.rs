@@ -69,6 +69,14 @@ use std::path::PathBuf;
 /// What went wrong loading a network or its weights.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The sandbox refused a path ([`crate::io::access`]).
+    #[error(transparent)]
+    Denied(#[from] crate::io::access::Denied),
+
+    /// Writing a weights file failed (a full disk, a folder in the way).
+    #[error(transparent)]
+    Write(Box<crate::Error>),
+
     /// The checkpoint's pickle was refused or malformed.
     #[error("{path}: {source}")]
     Pickle {

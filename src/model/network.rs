@@ -87,6 +87,7 @@ impl Network {
             fmt(format!("not a loadable TorchScript file ({e}); export it with torch.jit.trace or torch.jit.script"))
         })?;
         module.f_set_eval()?;
+        crate::io::access::check_read(backbone)?;
         let bytes = std::fs::read(backbone).map_err(|source| Error::Io { path: backbone.into(), source })?;
         let mut h = crate::io::Fingerprint::new();
         h.add_words(&bytes);

@@ -41,6 +41,7 @@ pub fn parse_pickle(data: &[u8]) -> std::result::Result<(), pickle::PickleError>
 
 /// Reads a `.pth` file (zip or legacy) without executing any pickle.
 pub fn read_pth(path: &Path) -> Result<Checkpoint> {
+    crate::io::access::check_read(path)?;
     let data = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
     read_pth_bytes(&data, path)
 }
@@ -119,8 +120,8 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Checkpoint> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(zerr)?;
     let pkl = archive
         .file_names()
-        .find(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-        .map(str::to_string)
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n == "data.pkl" || n.ends_with("/data.pkl"))
         .ok_or_else(|| format_err(path, "zip file without data.pkl: not a torch.save checkpoint"))?;
     let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
     // An entry's size comes from the zip directory, which the file itself writes:
@@ -139,9 +140,14 @@ fn read_zip(path: &Path, data: &[u8]) -> Result<Checkpoint> {
             check_storage_size(path, s, size)?;
         }
         let mut buf = Vec::with_capacity(size.min(data.len() as u64) as usize);
-        f.take(size.saturating_add(1))
-            .read_to_end(&mut buf)
-            .map_err(|e| damaged(path, format!("entry {name}: {e} (truncated?)")))?;
+        f.take(size.saturating_add(1)).read_to_end(&mut buf).map_err(|e| {
+            if e.to_string().contains("checksum") {
+                // The zip format's CRC-32 of the entry, checked as it is read.
+                damaged(path, format!("entry {name} does not match its CRC-32: the file is damaged (a bad copy, a failing disk or a truncated transfer)"))
+            } else {
+                damaged(path, format!("entry {name}: {e} (truncated?)"))
+            }
+        })?;
         if buf.len() as u64 != size {
             return Err(damaged(
                 path,
@@ -368,27 +374,26 @@ pub fn write_pth(tensors: &[(&str, &Tensor)], path: &Path) -> Result<()> {
     pkl.extend_from_slice(b"u.");
 
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
-    crate::io::write_atomic(path, |tmp| {
-        let io = |e: std::io::Error| crate::Error::Io { action: "write", path: tmp.to_path_buf(), source: e };
-        let zerr = |e: zip::result::ZipError| crate::Error::invalid(path.display().to_string(), e.to_string());
-        let file = std::fs::File::create(tmp).map_err(io)?;
-        let mut zip = zip::ZipWriter::new(file);
-        // A fixed timestamp: the same state dict gives the same bytes.
-        let opts = zip::write::FileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored)
-            .last_modified_time(zip::DateTime::default());
-        let mut entry = |name: String, bytes: &[u8]| -> crate::Result<()> {
-            zip.start_file(name, opts).map_err(zerr)?;
-            zip.write_all(bytes).map_err(io)
-        };
-        entry(format!("{stem}/data.pkl"), &pkl)?;
-        entry(format!("{stem}/byteorder"), b"little")?;
-        for (i, bytes) in storages.iter().enumerate() {
-            entry(format!("{stem}/data/{i}"), bytes)?;
-        }
-        entry(format!("{stem}/version"), b"3\n")?;
-        zip.finish().map_err(zerr)?;
+    // The archive is assembled in memory and written by epic's atomic writer:
+    // a full disk is then epic's error, naming the file, and the zip crate never
+    // touches the disk (nor prints from a destructor).
+    let zerr = |e: zip::result::ZipError| format_err(path, format!("cannot assemble the zip archive ({e})"));
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    // A fixed timestamp: the same state dict gives the same bytes.
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    let mut entry = |name: String, bytes: &[u8]| -> Result<()> {
+        zip.start_file(name, opts).map_err(zerr)?;
+        zip.write_all(bytes).map_err(|e| format_err(path, format!("cannot assemble the zip archive ({e})")))?;
         Ok(())
-    })
-    .map_err(|e| format_err(path, e.to_string()))
+    };
+    entry(format!("{stem}/data.pkl"), &pkl)?;
+    entry(format!("{stem}/byteorder"), b"little")?;
+    for (i, bytes) in storages.iter().enumerate() {
+        entry(format!("{stem}/data/{i}"), bytes)?;
+    }
+    entry(format!("{stem}/version"), b"3\n")?;
+    let bytes = zip.finish().map_err(zerr)?.into_inner();
+    crate::io::atomic::write_bytes_atomic(path, &bytes).map_err(|e| Error::Write(Box::new(e)))
 }

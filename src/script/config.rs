@@ -50,7 +50,10 @@ pub mod api {
 
     /// The experiment config at `path` (YAML, the reference's key names, Hydra
     /// `defaults` composed, `${…}` resolved), with the command line's `key=value`
-    /// overrides applied and type-checked.
+    /// overrides applied and type-checked. Its `output_path` is held for this run:
+    /// another live run on the same folder stops at once, naming this one's pid.
+    /// Under `--sandbox`, the folders it names become readable (data, weights)
+    /// and writable (`output_path`, `dataloader.cache`).
     ///
     /// ```rhai
     /// let cfg = config("configs/imagenet_resnet34.yaml");
@@ -59,7 +62,7 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn config(ctx: NativeCallContext, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let overrides = super::super::host_overrides(&ctx);
-        Ok(to_dynamic(&cfg::load_with_overrides(std::path::Path::new(path), &overrides).map_err(crate::Error::from)?))
+        Ok(to_dynamic(&crate::study::open_config(std::path::Path::new(path), &overrides)?))
     }
 
     /// Stops the script at once, before any work, when the config's data set

@@ -87,6 +87,20 @@ impl ScriptError {
         }
         let mut message = match err {
             EvalAltResult::ErrorFunctionNotFound(sig, _) => not_found(engine, sig),
+            EvalAltResult::ErrorTooManyOperations(_) => format!(
+                "the script took more than {} Rhai operations, the sandbox's limit (a runaway loop?); \
+                 if it needs more, run again with --max-operations N",
+                engine.max_operations()
+            ),
+            EvalAltResult::ErrorStackOverflow(_) => format!(
+                "the script's calls nest deeper than {} levels, the sandbox's limit (runaway recursion?)",
+                engine.max_call_levels()
+            ),
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                format!(
+                    "{what} grew past the sandbox's limit (a string of 16 MiB, an array of 1 M items, a map of 65 536)"
+                )
+            }
             EvalAltResult::ErrorRuntime(value, _) => match value.clone().into_string() {
                 Ok(s) => s,
                 Err(_) => value.to_string(),

@@ -58,11 +58,31 @@ pub struct HostOptions {
     /// Extra folders searched by `import` (`--lib`), before `$EPIC_LIB` and the
     /// checkout's `scripts/lib`.
     pub lib_dirs: Vec<PathBuf>,
+    /// `epic run --sandbox`: the folders the script may touch, and Rhai's limits.
+    pub sandbox: Option<Sandbox>,
+}
+
+/// A sandboxed run: its file access ([`crate::io::access::Policy`], installed
+/// for the run) and Rhai's limits on the script itself.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The folders the script may read and write.
+    pub policy: crate::io::access::Policy,
+    /// Most Rhai operations (statements, expressions, calls) a run may take:
+    /// a runaway loop stops there (`--max-operations`).
+    pub max_operations: u64,
+}
+
+impl Sandbox {
+    /// Rhai operations allowed by default: about a minute of pure script work,
+    /// many thousand times what an experiment script takes (its work is in
+    /// epic's functions, each one operation).
+    pub const MAX_OPERATIONS: u64 = 100_000_000;
 }
 
 impl Default for HostOptions {
     fn default() -> Self {
-        HostOptions { device: Device::Cpu, overrides: Vec::new(), lib_dirs: Vec::new() }
+        HostOptions { device: Device::Cpu, overrides: Vec::new(), lib_dirs: Vec::new(), sandbox: None }
     }
 }
 
@@ -91,6 +111,14 @@ pub fn engine(options: &HostOptions) -> Engine {
     // Rhai's defaults (64 levels, 32 inside functions) reject ordinary
     // interpolated strings in module functions.
     engine.set_max_expr_depths(256, 128);
+    if let Some(sandbox) = &options.sandbox {
+        engine.set_max_operations(sandbox.max_operations);
+        engine.set_max_call_levels(64);
+        engine.set_max_string_size(16 << 20);
+        engine.set_max_array_size(1 << 20);
+        engine.set_max_map_size(1 << 16);
+        engine.set_max_modules(256);
+    }
     for (_, module) in topics() {
         engine.register_global_module(Shared::new(module));
     }
@@ -111,6 +139,9 @@ pub fn run_file(path: &Path, args: Map, options: &HostOptions) -> Result<Dynamic
 
 /// Runs script text `source` (named `origin` in messages) with `args` bound to `args`.
 pub fn run_source(source: &str, origin: &Path, args: Map, options: &HostOptions) -> Result<Dynamic, ScriptError> {
+    if let Some(sandbox) = &options.sandbox {
+        crate::io::access::install(Some(sandbox.policy.clone()));
+    }
     let mut engine = engine(options);
     engine.set_module_resolver(module_resolver(origin, options));
     let mut scope = Scope::new();
@@ -139,9 +170,43 @@ pub fn module_search_path(script: &Path, options: &HostOptions) -> Vec<PathBuf> 
 fn module_resolver(script: &Path, options: &HostOptions) -> rhai::module_resolvers::ModuleResolversCollection {
     let mut all = rhai::module_resolvers::ModuleResolversCollection::new();
     for dir in module_search_path(script, options) {
-        all.push(rhai::module_resolvers::FileModuleResolver::new_with_path(dir));
+        let files = rhai::module_resolvers::FileModuleResolver::new_with_path(&dir);
+        match options.sandbox {
+            None => {
+                all.push(files);
+            }
+            Some(_) => {
+                all.push(SandboxedImports { files });
+            }
+        }
     }
     all
+}
+
+/// Under a sandbox, `import` of a module file outside the readable folders is
+/// refused, naming the file and the flag, before it is read.
+struct SandboxedImports {
+    files: rhai::module_resolvers::FileModuleResolver,
+}
+
+impl rhai::ModuleResolver for SandboxedImports {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: rhai::Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let file = self.files.get_file_path(path, None);
+        if file.is_file() {
+            if let Err(denied) = crate::io::access::check_read(&file) {
+                // Rhai's resolvers may fail only as "not found" or "in module".
+                let inner = Box::new(EvalAltResult::ErrorRuntime(denied.to_string().into(), pos));
+                return Err(Box::new(EvalAltResult::ErrorInModule(path.into(), inner, pos)));
+            }
+        }
+        self.files.resolve(engine, source, path, pos)
+    }
 }
 
 /// The one conversion from a library error to a Rhai runtime error (its

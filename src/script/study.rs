@@ -116,7 +116,9 @@ pub mod api {
         Ok(ScriptTensor(b.bank().top_prototypes(Some(&u.0), m)?))
     }
 
-    /// How the bank was made: `#{ key, batches_run, chunks_reused, chunks_computed, failed }`.
+    /// How the bank was made: `#{ key, batches_run, chunks_reused, chunks_computed,
+    /// chunks_by_others, failed }` (`chunks_by_others`: computed meanwhile by
+    /// another run sharing the cache).
     #[rhai_fn(pure)]
     pub fn report(b: &mut Bank) -> Map {
         let r = b.report();
@@ -125,6 +127,7 @@ pub mod api {
         m.insert("batches_run".into(), Dynamic::from_int(r.batches_run as INT));
         m.insert("chunks_reused".into(), Dynamic::from_int(r.chunks_reused as INT));
         m.insert("chunks_computed".into(), Dynamic::from_int(r.chunks_computed as INT));
+        m.insert("chunks_by_others".into(), Dynamic::from_int(r.chunks_by_others as INT));
         m.insert("failed".into(), Dynamic::from_int(r.failed.len() as INT));
         m
     }

@@ -397,6 +397,7 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn load_json(path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        crate::io::access::check_read(std::path::Path::new(path)).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{path}: not valid JSON: {e}"))?;

@@ -26,11 +26,15 @@
 //! [`predict`](Study::predict), `render` adds [`prototype_grid`](Study::prototype_grid)
 //! and [`explanation_figure`](Study::explanation_figure).
 mod preflight;
+mod run_config;
+mod sandbox;
 
 use crate::data::{classes, Dataset, Loader};
 use crate::features::{extract_into, Bank, BatchSize, ExtractOptions, ExtractReport, FeatureMemo};
 use crate::model::Network;
 pub use preflight::preflight;
+pub use run_config::open_config;
+pub use sandbox::script_policy;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
