@@ -35,7 +35,11 @@ fn chunks_in(cache: &Path) -> usize {
     keys.flatten()
         .filter_map(|k| std::fs::read_dir(k.path()).ok())
         .flat_map(|d| d.flatten())
-        .filter(|f| f.file_name().to_string_lossy().starts_with("chunk_"))
+        .filter(|f| {
+            // Not `chunk_<start>.claim`, the claim of a chunk being computed.
+            let name = f.file_name().to_string_lossy().into_owned();
+            name.starts_with("chunk_") && name.ends_with(".safetensors")
+        })
         .count()
 }
 
