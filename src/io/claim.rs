@@ -152,7 +152,17 @@ pub fn hold_folder(dir: &Path, what: &str) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
     let key = dir.canonicalize().map_err(|e| io_error("open", dir, e))?;
     let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-    let held = held.get_or_insert_with(HashMap::new);
+    let held = held.get_or_insert_with(|| {
+        // Statics are not dropped at exit: release the folders when the process
+        // exits normally (a notebook kernel, a script host), so that only a
+        // killed run leaves a lock for the next one to take over.
+        extern "C" fn at_exit() {
+            release_all();
+        }
+        // SAFETY: registers a plain function with the C runtime, once.
+        unsafe { libc::atexit(at_exit) };
+        HashMap::new()
+    });
     if held.contains_key(&key) {
         return Ok(());
     }
@@ -177,8 +187,11 @@ pub fn hold_folder(dir: &Path, what: &str) -> Result<()> {
 
 /// Releases every folder taken by [`hold_folder`] (at the end of a run).
 pub fn release_all() {
-    if let Some(held) = HELD.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        held.clear();
+    // At exit the lock may be held by a thread that is gone: then leave it.
+    if let Ok(mut held) = HELD.try_lock() {
+        if let Some(held) = held.as_mut() {
+            held.clear();
+        }
     }
 }
 
