@@ -96,7 +96,7 @@ fn a_live_runs_output_path_is_refused_and_a_dead_ones_taken_over() {
         out.display().to_string(),
         format!("pid {}", std::process::id()),
         "in use by another epic run".into(),
-        "s.rhai:1".into(),
+        "s.rhai:2".into(),
     ] {
         assert!(err.contains(&needle), "{needle:?} missing: {err}");
     }

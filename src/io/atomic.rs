@@ -16,6 +16,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     super::access::check_write(path)?;
+    super::claim::before_write(path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| folder_error(dir, source))?;
     }

@@ -9,7 +9,8 @@
 //!
 //! Two uses: a feature-bank chunk (`chunk_<start>.claim`, so that two processes
 //! extracting one bank each compute the chunks the other has not claimed), and a
-//! run's `output_path` ([`hold_folder`], held until the process ends).
+//! run's `output_path` ([`hold_on_first_write`]: held from the run's first write
+//! there until the process ends).
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
@@ -183,6 +184,39 @@ pub fn hold_folder(dir: &Path, what: &str) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Folders to hold at the first write into them: (resolved path, path as
+/// given, what it is).
+static PENDING: Mutex<Vec<(PathBuf, PathBuf, String)>> = Mutex::new(Vec::new());
+
+/// Holds `dir` ([`hold_folder`]) when this process first writes a file under it
+/// ([`before_write`]): a run's `output_path`, taken when the run starts to write
+/// there, so that merely reading a config creates nothing.
+pub fn hold_on_first_write(dir: &Path, what: &str) {
+    let resolved = super::access::resolve(dir);
+    let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+    if !pending.iter().any(|(r, _, _)| *r == resolved) {
+        pending.push((resolved, dir.to_path_buf(), what.to_string()));
+    }
+}
+
+/// Called by the atomic writer before it writes `path`: holds the pending folder
+/// that contains it, if any; [`Error::Busy`] when another live run holds it.
+pub fn before_write(path: &Path) -> Result<()> {
+    let due: Vec<(PathBuf, PathBuf, String)> = {
+        let pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let target = super::access::resolve(path);
+        pending.iter().filter(|(r, _, _)| target.starts_with(r)).cloned().collect()
+    };
+    for (resolved, dir, what) in due {
+        hold_folder(&dir, &what)?;
+        PENDING.lock().unwrap_or_else(|p| p.into_inner()).retain(|(r, _, _)| *r != resolved);
+    }
+    Ok(())
 }
 
 /// Releases every folder taken by [`hold_folder`] (at the end of a run).

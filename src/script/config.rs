@@ -50,8 +50,9 @@ pub mod api {
 
     /// The experiment config at `path` (YAML, the reference's key names, Hydra
     /// `defaults` composed, `${…}` resolved), with the command line's `key=value`
-    /// overrides applied and type-checked. Its `output_path` is held for this run:
-    /// another live run on the same folder stops at once, naming this one's pid.
+    /// overrides applied and type-checked. Its `output_path` is held for this run
+    /// from its first write there: another live run writing to the same folder
+    /// stops at once, naming this one's pid.
     /// Under `--sandbox`, the folders it names become readable (data, weights)
     /// and writable (`output_path`, `dataloader.cache`).
     ///

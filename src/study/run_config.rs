@@ -1,5 +1,6 @@
 //! A run's config as a run opens it: loaded with the command line's overrides,
-//! its `output_path` held against other live runs ([`crate::io::claim::hold_folder`]),
+//! its `output_path` held against other live runs from the run's first write
+//! there ([`crate::io::claim::hold_on_first_write`]),
 //! and, under `epic run --sandbox`, the folders it names granted
 //! ([`crate::io::access`]): its data sets and weights to read, its
 //! `output_path` and cache to write.
@@ -25,7 +26,7 @@ pub fn open_config(path: &Path, overrides: &[String]) -> crate::Result<Value> {
     }
     if let Some(out) = text("output_path") {
         crate::io::access::grant(Path::new(&out), true);
-        crate::io::claim::hold_folder(Path::new(&out), "output_path")?;
+        crate::io::claim::hold_on_first_write(Path::new(&out), "output_path");
     }
     Ok(config)
 }
