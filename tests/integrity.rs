@@ -98,6 +98,16 @@ fn damaged_old_and_non_finite_chunks_are_caught() {
     for f in &files {
         assert_eq!(epic::io::read_tensors(f).unwrap().integrity, epic::io::Integrity::Verified, "{}", f.display());
     }
+    // The checksum is the standard CRC-32 (zlib's) of the bytes after the header,
+    // so any tool can check a chunk: Python's zlib agrees.
+    let py = run_python(
+        "import sys, struct, json, zlib\nb = open(sys.argv[1], 'rb').read()\nn = struct.unpack('<Q', b[:8])[0]\n\
+         print(json.loads(b[8:8 + n])['__metadata__']['epic.crc32'], '%08x' % zlib.crc32(b[8 + n:]))",
+        &[files[0].to_str().unwrap()],
+    );
+    let words: Vec<&str> = py.split_whitespace().collect();
+    assert_eq!(words.len(), 2, "{py}");
+    assert_eq!(words[0], words[1], "epic's checksum is not zlib's CRC-32");
 
     // Bit rot in chunk 2: warned about by name (quiet notwithstanding), recomputed.
     flip_last_byte(&files[1]);
@@ -120,7 +130,7 @@ fn damaged_old_and_non_finite_chunks_are_caught() {
     assert!(r.ok, "{}", r.err);
     assert_eq!(r.out, "4 0 0", "the old chunk is kept");
     let note = r.err.lines().find(|l| l.starts_with("note: 1 cache chunk")).unwrap_or_else(|| panic!("{}", r.err));
-    assert!(note.contains("without a checksum") && note.contains("re-saved"), "{note}");
+    assert!(note.contains("without a checksum") && note.contains("1 of them were re-saved"), "{note}");
     assert_eq!(epic::io::read_tensors(&files[2]).unwrap().integrity, epic::io::Integrity::Verified);
     same_tensors(&dir.join("whole.safetensors"), &dir.join("after_old.safetensors"));
 

@@ -202,7 +202,7 @@ pub fn extract_into(
         remove_stale_temporaries(f);
     }
     let mut report = ExtractReport { key: key.clone(), folder: folder.clone(), ..Default::default() };
-    let mut unchecked = 0;
+    let (mut unchecked, mut resaved) = (0, 0);
     let mut chunks: Vec<Option<Chunk>> = Vec::with_capacity(starts.len());
     for &s in &starts {
         let Some(f) = &folder else {
@@ -213,9 +213,10 @@ pub fn extract_into(
         chunks.push(match Chunk::read(&path, rows(s), net.channels()) {
             ChunkState::Ready(c, integrity) => {
                 if integrity == Integrity::Unchecked {
-                    // Written before chunks carried a checksum: checked above, kept, re-saved with one.
+                    // Written before chunks carried a checksum: checked above, kept, re-saved
+                    // with one where the cache is writable (a shared read-only cache is read as is).
                     unchecked += 1;
-                    c.write(&path)?;
+                    resaved += usize::from(c.write(&path).is_ok());
                 }
                 Some(c)
             }
@@ -233,7 +234,7 @@ pub fn extract_into(
     if unchecked > 0 {
         crate::progress::note(&format!(
             "{unchecked} cache chunk(s) in {} were written without a checksum (by an earlier epic); \
-             their shapes and sums were checked, and they were re-saved with one",
+             their shapes and sums were checked, and {resaved} of them were re-saved with one",
             folder.as_ref().map(|f| f.display().to_string()).unwrap_or_default()
         ));
     }
