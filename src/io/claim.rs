@@ -34,7 +34,8 @@ pub struct Holder {
 /// An exclusive claim, released (and its file removed) when dropped.
 #[derive(Debug)]
 pub struct Claim {
-    file: File,
+    /// Held open for its lock: closing it releases the claim.
+    _file: File,
     path: PathBuf,
     /// The holder whose stale claim this one took over, if any.
     pub took_over: Option<Holder>,
@@ -121,16 +122,15 @@ pub fn try_claim(path: &Path) -> Result<Attempt> {
         let took_over = parse_holder(&text).filter(|h| h.pid != std::process::id() || h.host != host_name());
         let me = format!("{} {} {}\n", std::process::id(), host_name(), crate::io::utc_now());
         file.set_len(0).and_then(|()| file.write_all_at(me.as_bytes(), 0)).map_err(|e| io_error("write", path, e))?;
-        return Ok(Attempt::Held(Claim { file, path: path.to_path_buf(), took_over }));
+        return Ok(Attempt::Held(Claim { _file: file, path: path.to_path_buf(), took_over }));
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        // Remove first, then unlock by closing: a process waiting on the old
-        // inode sees that it is gone and opens the path afresh.
+        // Remove first; the lock goes when `file` closes right after. A process
+        // that locks the old inode then sees that it is gone and opens afresh.
         let _ = std::fs::remove_file(&self.path);
-        let _ = &self.file;
     }
 }
 
