@@ -276,28 +276,10 @@ fn every_writer_fails_cleanly_on_a_full_disk() {
     eprintln!("tiny demo on a full disk: {kept} artifact(s) kept, each identical to the full run's");
 }
 
-/// The tiny demo (tests/demo.rs) into `out`, optionally under a file-size limit.
+/// The tiny demo (`common::tiny_demo`) into `out`, optionally under a file-size limit.
 fn demo(out: &Path, cache: &Path, limit: Option<u64>) -> std::process::Output {
     use std::os::unix::process::CommandExt;
-    let mut c = std::process::Command::new(epic_bin());
-    c.args(["run", "scripts/demo.rhai", "--device", "cpu"])
-        .args([
-            "dataset.per_class=3",
-            "dataset.val_per_class=1",
-            "prototypes.scheduler.num_prototypes_start=3",
-            "prototypes.scheduler.num_prototypes_end=2",
-            "prototypes.scheduler.num_steps=2",
-            "training.num_epochs_per_prototypes=1",
-            "+model.resize=64",
-            "+model.crop=64",
-            "visualization.num_explanations=1",
-            "visualization.num_prototypes=2",
-            "visualization.num_prototypical_channels=2",
-            "visualization.num_channels_shown=2",
-        ])
-        .arg(format!("output_path={}", out.display()))
-        .arg(format!("dataloader.cache={}", cache.display()))
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let mut c = tiny_demo(out, cache);
     if let Some(bytes) = limit {
         unsafe {
             c.pre_exec(move || {

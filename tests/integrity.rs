@@ -34,6 +34,11 @@ fn epic(args: &[String]) -> Run {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("epic");
+    finished(o)
+}
+
+/// A run's outcome, checked for panics and aborts.
+fn finished(o: std::process::Output) -> Run {
     let r = Run {
         ok: o.status.success(),
         out: String::from_utf8_lossy(&o.stdout).trim().to_string(),
@@ -147,36 +152,16 @@ fn damaged_old_and_non_finite_chunks_are_caught() {
     same_tensors(&dir.join("whole.safetensors"), &dir.join("after_nan.safetensors"));
 }
 
-/// The tiny demo (see tests/demo.rs) into `out`.
-fn tiny_demo(out: &Path, cache: &Path) -> Run {
-    let mut args: Vec<String> = vec!["run".into(), "scripts/demo.rhai".into()];
-    args.extend(
-        [
-            "dataset.per_class=3",
-            "dataset.val_per_class=1",
-            "prototypes.scheduler.num_prototypes_start=3",
-            "prototypes.scheduler.num_prototypes_end=2",
-            "prototypes.scheduler.num_steps=2",
-            "training.num_epochs_per_prototypes=1",
-            "+model.resize=64",
-            "+model.crop=64",
-            "visualization.num_explanations=1",
-            "visualization.num_prototypes=2",
-            "visualization.num_prototypical_channels=2",
-            "visualization.num_channels_shown=2",
-        ]
-        .map(String::from),
-    );
-    args.push(format!("output_path={}", out.display()));
-    args.push(format!("dataloader.cache={}", cache.display()));
-    epic(&args)
+/// The tiny demo (`common::tiny_demo`) into `out`.
+fn demo(out: &Path, cache: &Path) -> Run {
+    finished(tiny_demo(out, cache).output().expect("epic"))
 }
 
 #[test]
 fn a_damaged_checkpoint_or_u_file_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (out, cache) = (tmp.path().join("out"), tmp.path().join("cache"));
-    let r = tiny_demo(&out, &cache);
+    let r = demo(&out, &cache);
     assert!(r.ok, "{}", r.err);
 
     // The checkpoint: a rerun resumes from it, so it reads it.
@@ -184,7 +169,7 @@ fn a_damaged_checkpoint_or_u_file_is_an_error_naming_it() {
     assert_eq!(epic::io::read_tensors(&ck).unwrap().integrity, epic::io::Integrity::Verified);
     let good = std::fs::read(&ck).unwrap();
     flip_last_byte(&ck);
-    let r = tiny_demo(&out, &cache);
+    let r = demo(&out, &cache);
     assert!(!r.ok, "a damaged checkpoint was used:\n{}", r.err);
     let e = r.err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{}", r.err));
     eprintln!("{e}");

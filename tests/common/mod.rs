@@ -75,3 +75,30 @@ pub fn randn(shape: &[i64], seed: u64) -> Tensor {
         .collect();
     Tensor::from_slice(&v).reshape(shape)
 }
+
+/// `epic run scripts/demo.rhai` on the CPU, sized for tests that run it many
+/// times: 3 training images per class at 64×64, two schedule steps of one epoch,
+/// one explanation; outputs to `out`, its bank cached in `cache`. Callers add
+/// their own arguments and pipes.
+pub fn tiny_demo(out: &std::path::Path, cache: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(epic_bin());
+    c.args(["run", "scripts/demo.rhai", "--device", "cpu"])
+        .args([
+            "dataset.per_class=3",
+            "dataset.val_per_class=1",
+            "prototypes.scheduler.num_prototypes_start=3",
+            "prototypes.scheduler.num_prototypes_end=2",
+            "prototypes.scheduler.num_steps=2",
+            "training.num_epochs_per_prototypes=1",
+            "+model.resize=64",
+            "+model.crop=64",
+            "visualization.num_explanations=1",
+            "visualization.num_prototypes=2",
+            "visualization.num_prototypical_channels=2",
+            "visualization.num_channels_shown=2",
+        ])
+        .arg(format!("output_path={}", out.display()))
+        .arg(format!("dataloader.cache={}", cache.display()))
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
