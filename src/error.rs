@@ -143,6 +143,19 @@ pub enum Error {
         message: String,
     },
 
+    /// The backbone did not fit the device even one image at a time.
+    #[error("{model} does not fit {device} even at a batch of 1 (the run asked for {batch}); {free}. Free memory on the device (nvidia-smi lists the processes on a GPU), set model.precision: bf16, or run on another device")]
+    OutOfMemory {
+        /// The network.
+        model: String,
+        /// The device, described.
+        device: String,
+        /// The batch size the run asked for.
+        batch: usize,
+        /// The device's free memory, as far as it is known.
+        free: String,
+    },
+
     /// A file's bytes are not the bytes epic wrote: its checksum does not match.
     #[error("{path} is damaged: {why}; {fix}")]
     Damaged {

@@ -180,3 +180,40 @@ fn base64_decodes_as_nbformat_writes_it() {
     assert_eq!(base64_decode("iVBORw0KGgo="), b"\x89PNG\r\n\x1a\n");
     assert_eq!(base64_decode("YQ=="), b"a");
 }
+
+/// The notebook dylib that evcxr built for the executed notebooks keeps
+/// libtorch_cuda (epic-nb/build.rs), as the binary does (tests/toolchain.rs).
+#[test]
+#[ignore = "needs the notebooks' build of epic-nb: make notebooks"]
+fn the_notebook_dylib_keeps_libtorch_cuda_linked() {
+    let lib = Path::new(env!("EPIC_LIBTORCH_LIB"));
+    let evcxr = Path::new(env!("CARGO_MANIFEST_DIR")).join(".notebook/evcxr");
+    let dylibs: Vec<PathBuf> = std::fs::read_dir(&evcxr)
+        .unwrap_or_else(|e| panic!("{}: {e}; run make notebooks", evcxr.display()))
+        .flatten()
+        .flat_map(|slot| std::fs::read_dir(slot.path().join("target")).into_iter().flatten().flatten())
+        .map(|triple| triple.path().join("debug/libepic_nb.so"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(!dylibs.is_empty(), "no libepic_nb.so under {}; run make notebooks", evcxr.display());
+    for dylib in dylibs {
+        let o = std::process::Command::new("readelf").arg("-d").arg(&dylib).output().expect("readelf");
+        let dynamic = String::from_utf8_lossy(&o.stdout);
+        let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+        assert!(needed.iter().any(|l| l.contains("libtorch_cpu.so")), "{}: {needed:?}", dylib.display());
+        if lib.join("libtorch_cuda.so").exists() {
+            assert!(
+                needed.iter().any(|l| l.contains("libtorch_cuda.so")),
+                "{} dropped libtorch_cuda.so: {needed:?}",
+                dylib.display()
+            );
+        }
+        let rpath = dynamic.lines().find(|l| l.contains("PATH)")).unwrap_or_default();
+        assert!(
+            rpath.contains(&*lib.to_string_lossy()),
+            "{}: rpath {rpath:?} lacks {}",
+            dylib.display(),
+            lib.display()
+        );
+    }
+}

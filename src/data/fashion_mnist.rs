@@ -55,10 +55,13 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>)> {
 
 impl FashionMnist {
     /// Opens split `"train"` (60 000 images) or `"test"` (10 000) from `dir`
-    /// (default: Debian's location), keeping the first `per_class` images of each
+    /// (default: `$EPIC_FASHION_MNIST` where set, else Debian's location), keeping the first `per_class` images of each
     /// class in file order when given.
     pub fn open(dir: Option<&Path>, split: &str, per_class: Option<usize>) -> Result<Self> {
-        let dir = dir.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEBIAN_DIR));
+        let dir = dir
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("EPIC_FASHION_MNIST").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEBIAN_DIR));
         let prefix = match split {
             "train" => "train",
             "test" | "val" => "t10k",

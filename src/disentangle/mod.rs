@@ -4,6 +4,7 @@
 //! training loop over a feature bank (`trainer`).
 mod adam;
 pub(crate) mod checkpoint;
+mod cost;
 pub mod gradient;
 mod matrix;
 mod objective;
@@ -14,6 +15,7 @@ mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::inspect_checkpoint;
+pub use cost::{adam_step_seconds, StepShape};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
 pub use objective::{purity_loss, purity_step, purity_step_gathered, purity_step_with, Gradient};
 pub use schedule::{Schedule, ScheduleKind};

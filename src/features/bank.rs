@@ -244,7 +244,9 @@ pub fn extract_into(
     if !missing.is_empty() {
         let todo: usize = missing.iter().map(|&i| rows(starts[i]) as usize).sum();
         let mut progress = Progress::new("extract", todo as u64, options.quiet);
-        let loader = Loader::new(dataset.clone(), net.preprocess(), options.batch_size.for_network(net));
+        let batch_size = options.batch_size.for_network(net);
+        let loader = Loader::new(dataset.clone(), net.preprocess(), batch_size);
+        let mut fitting = super::ShrinkingBatch::new(batch_size);
         let mut pending = missing;
         let mut waited = false;
         while !pending.is_empty() {
@@ -271,14 +273,21 @@ pub fn extract_into(
                     }
                 }
                 let done = chunks.iter().filter(|c| c.is_some()).count();
-                let c = compute_chunk(net, &loader, start..start + len as usize, &mut memo, &mut report, &mut progress)
-                    .map_err(|e| match e {
-                        crate::Error::Interrupted { what, .. } => crate::Error::Interrupted {
-                            what,
-                            resume: resume_hint(folder.as_deref(), done, starts.len()),
-                        },
-                        e => e,
-                    })?;
+                let c = compute_chunk(
+                    net,
+                    &loader,
+                    &mut fitting,
+                    start..start + len as usize,
+                    &mut memo,
+                    &mut report,
+                    &mut progress,
+                )
+                .map_err(|e| match e {
+                    crate::Error::Interrupted { what, .. } => {
+                        crate::Error::Interrupted { what, resume: resume_hint(folder.as_deref(), done, starts.len()) }
+                    }
+                    e => e,
+                })?;
                 if let Some(f) = &folder {
                     c.write(&chunk_path(f, start))?;
                 }
@@ -359,6 +368,7 @@ fn resume_hint(folder: Option<&Path>, done: usize, total: usize) -> String {
 fn compute_chunk(
     net: &Network,
     loader: &Loader,
+    fitting: &mut super::ShrinkingBatch,
     range: std::ops::Range<usize>,
     memo: &mut Option<&mut FeatureMemo>,
     report: &mut ExtractReport,
@@ -371,7 +381,7 @@ fn compute_chunk(
             return Err(crate::Error::Interrupted { what: "extraction".into(), resume: String::new() });
         }
         let batch = batch?;
-        let z = net.features(&batch.images)?;
+        let z = fitting.features(net, &batch.images)?;
         map_hw = (z.size()[2], z.size()[3]);
         if let Some(memo) = memo.as_deref_mut() {
             let failed: Vec<usize> = batch.failed.iter().map(|(i, _)| *i).collect();

@@ -12,10 +12,12 @@ mod bank;
 mod cache;
 mod memo;
 mod pass;
+mod shrink;
 
 pub use bank::{cache_key, extract, extract_into, Bank, BatchSize, ExtractOptions, ExtractReport};
 pub use memo::FeatureMemo;
-pub use pass::{forward_pass, PassReport};
+pub use pass::{backbone_throughput, decode_pass, forward_pass, PassReport};
+pub use shrink::{is_out_of_memory, ShrinkingBatch};
 
 use crate::check;
 use crate::error::Result;

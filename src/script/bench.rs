@@ -65,4 +65,111 @@ pub mod api {
         out.insert("misses".into(), (memo.misses as INT).into());
         out
     }
+
+    /// Images per second of the model's backbone alone at a batch of `batch`
+    /// synthetic images already on its device, over `reps` timed batches after a
+    /// warm-up: the compute bound of a pass.
+    ///
+    /// ```rhai
+    /// let rate = backbone_throughput(model, 256, 5);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn backbone_throughput(model: Model, batch: INT, reps: INT) -> Result<FLOAT, Box<EvalAltResult>> {
+        Ok(crate::features::backbone_throughput(&model.0, batch.max(1) as usize, reps.max(1) as usize)?)
+    }
+
+    /// The loader alone over the data set, decoding and transforming to the
+    /// model's input on all cores, nothing sent to the backbone:
+    /// `#{ images, batches, seconds }`. `opts` takes `batch_size`, like `extract`.
+    #[rhai_fn(return_raw)]
+    pub fn decode_pass(model: Model, dataset: Dataset, opts: Map) -> Result<Map, Box<EvalAltResult>> {
+        let value = crate::script::options(&opts);
+        let o = crate::features::ExtractOptions::from_config(&crate::config::Section::at(&value, "dataloader")?)?;
+        let r = crate::features::decode_pass(&model.0, dataset.dataset.clone(), o.batch_size.for_network(&model.0))?;
+        let mut out = Map::new();
+        out.insert("images".into(), (r.images as INT).into());
+        out.insert("batches".into(), (r.batches as INT).into());
+        out.insert("seconds".into(), (r.seconds as FLOAT).into());
+        Ok(out)
+    }
+
+    /// The batch size that `dataloader.batch_size: auto` picks for the model on
+    /// its device, up to `max` (32 on the CPU).
+    pub fn fit_batch_size(model: Model, max: INT) -> INT {
+        model.0.fit_batch_size(max.max(1) as usize) as INT
+    }
+
+    /// Mean seconds of one Adam step on synthetic maps, on the host's device, and
+    /// the last loss: `#{ seconds, loss }`. `opts`: `kind` (`orthogonal`,
+    /// `invertible`), `gradient` (`fast`, `autograd`), `channels` (C), `images`
+    /// (distinct prototype maps, 512), `map` (side, 7), `pairs` (4096), `reps` (3).
+    ///
+    /// ```rhai
+    /// let step = adam_step_seconds(#{ channels: 2048, gradient: "fast" });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn adam_step_seconds(ctx: NativeCallContext, opts: Map) -> Result<Map, Box<EvalAltResult>> {
+        let int = |key: &str, default: INT| -> Result<i64, Box<EvalAltResult>> {
+            match opts.get(key) {
+                None => Ok(default),
+                Some(v) => v.as_int().map_err(|t| format!("adam_step_seconds: {key} must be an int, not {t}").into()),
+            }
+        };
+        let text = |key: &str, default: &str| -> Result<String, Box<EvalAltResult>> {
+            match opts.get(key) {
+                None => Ok(default.to_string()),
+                Some(v) => v
+                    .clone()
+                    .into_string()
+                    .map_err(|t| format!("adam_step_seconds: {key} must be a string, not {t}").into()),
+            }
+        };
+        let kind: crate::disentangle::MatrixKind = text("kind", "orthogonal")?.parse()?;
+        let how: crate::disentangle::Gradient = text("gradient", "fast")?.parse()?;
+        let shape = crate::disentangle::StepShape {
+            channels: int("channels", 512)?,
+            images: int("images", 512)?,
+            map: int("map", 7)?,
+            pairs: int("pairs", 4096)?,
+        };
+        let reps = int("reps", 3)?.max(1) as usize;
+        let device = crate::script::host_device(&ctx);
+        let (seconds, loss) = crate::disentangle::adam_step_seconds(kind, how, shape, device, reps)?;
+        let mut out = Map::new();
+        out.insert("seconds".into(), (seconds as FLOAT).into());
+        out.insert("loss".into(), (loss as FLOAT).into());
+        Ok(out)
+    }
+
+    /// The host's GPU as the CUDA runtime describes it: `#{ index, name,
+    /// capability, memory_total_mib, memory_used_mib }`, or `()` on the CPU.
+    ///
+    /// ```rhai
+    /// let g = gpu();
+    /// if g != () { print(`${g.name}, capability ${g.capability}`); }
+    /// ```
+    pub fn gpu(ctx: NativeCallContext) -> Dynamic {
+        let tch::Device::Cuda(i) = crate::script::host_device(&ctx) else {
+            return Dynamic::UNIT;
+        };
+        let Some(g) = crate::device::gpu(i) else {
+            return Dynamic::UNIT;
+        };
+        let mut out = Map::new();
+        out.insert("index".into(), (g.index as INT).into());
+        out.insert("name".into(), g.name.into());
+        out.insert("capability".into(), format!("{}.{}", g.capability.0, g.capability.1).into());
+        out.insert("memory_total_mib".into(), (g.memory.total as FLOAT / 1048576.0).into());
+        out.insert("memory_used_mib".into(), g.memory.used_mib().into());
+        out.into()
+    }
+
+    /// MiB in use on the host's GPU, every process and libtorch's cache included
+    /// (the cache keeps its high-water mark, so this is the peak so far); 0 on the CPU.
+    pub fn gpu_memory_mib(ctx: NativeCallContext) -> FLOAT {
+        match crate::script::host_device(&ctx) {
+            tch::Device::Cuda(i) => crate::device::memory(i).map_or(0.0, |m| m.used_mib()),
+            _ => 0.0,
+        }
+    }
 }

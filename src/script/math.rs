@@ -45,6 +45,17 @@ pub mod api {
         rt(features::rotate(&features.0, &u.0).map(ScriptTensor))
     }
 
+    /// Spatial sums under U from sums without it: `sums` `[N,C]` → sums·Uᵀ `[N,C]`,
+    /// what channel_activation(rotate(z, u)) gives, without the maps (Σ_hw U z = U Σ_hw z).
+    ///
+    /// ```rhai
+    /// let ranked = top_prototypes(rotate_sums(bank.sums(), d.matrix()), 5);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn rotate_sums(sums: Tensor, u: Tensor) -> Result<Tensor, Box<EvalAltResult>> {
+        rt(features::rotate_sums(&sums.0, &u.0).map(ScriptTensor))
+    }
+
     /// Spatial sum per channel, the activation that ranks prototypes:
     /// features `[B,C,H,W]` → `[B,C]`.
     ///

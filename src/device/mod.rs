@@ -37,3 +37,23 @@ pub fn device_name(device: Device) -> String {
         other => format!("{other:?}").to_lowercase(),
     }
 }
+
+mod cuda;
+pub use cuda::{gpu, memory, Gpu, GpuMemory};
+
+/// `device` for people: `cpu`, or `cuda:0 (NVIDIA H200, capability 9.0, 140.4 GiB)`.
+pub fn describe(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => match gpu(i) {
+            Some(g) => format!(
+                "cuda:{i} ({}, capability {}.{}, {:.1} GiB)",
+                g.name,
+                g.capability.0,
+                g.capability.1,
+                g.memory.total as f64 / (1u64 << 30) as f64
+            ),
+            None => device_name(device),
+        },
+        _ => device_name(device),
+    }
+}
