@@ -143,6 +143,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A finished run's bank is no longer (all) in its cache.
+    #[error("the run's bank is gone: {missing} of its {chunks} cache chunk(s) are missing from {}{}", folder.display(), if rebuild.is_empty() { String::new() } else { format!("; rebuild it with: {rebuild}") })]
+    BankGone {
+        /// The cache folder of the bank (empty where the run kept no cache).
+        folder: PathBuf,
+        /// Chunks missing.
+        missing: usize,
+        /// Chunks in all.
+        chunks: usize,
+        /// The command that rebuilds it, when known.
+        rebuild: String,
+    },
+
     /// The backbone did not fit the device even one image at a time.
     #[error("{model} does not fit {device} even at a batch of 1 (the run asked for {batch}); {free}. Free memory on the device (nvidia-smi lists the processes on a GPU), set model.precision: bf16, or run on another device")]
     OutOfMemory {

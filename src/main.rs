@@ -67,6 +67,53 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
     },
+    /// Explain images with a finished run: `epic explain outputs/demo photo.jpg`
+    /// (one figure per image and explanations.json), or a class: `--class NAME`.
+    Explain {
+        /// The run folder (its .epic/run.json, U file and cached bank).
+        run: PathBuf,
+        /// Image files.
+        images: Vec<PathBuf>,
+        /// 1: the prediction; 2: why the top class and not the second; K > 2:
+        /// the top-K classes side by side.
+        #[arg(long, default_value_t = 1)]
+        classes: i64,
+        /// Channels per class (or per side of a contrast).
+        #[arg(long, default_value_t = 4)]
+        channels: i64,
+        /// Prototypes per channel.
+        #[arg(long, default_value_t = 5)]
+        prototypes: i64,
+        /// A class view instead: the class's top channels over its training
+        /// images (an index or a name).
+        #[arg(long = "class", value_name = "NAME_OR_INDEX")]
+        class: Option<String>,
+        /// With --class: show each channel's negative prototypes too.
+        #[arg(long, requires = "class")]
+        negative: bool,
+        /// Where the figures and JSON go (default: RUN/explain).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where to run: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Evaluate a finished run on its held-out images: accuracy of both heads and
+    /// their agreement, deletion faithfulness, prototype consistency, coverage
+    /// (RUN/evaluation.json and a table).
+    Evaluate {
+        /// The run folder.
+        run: PathBuf,
+        /// Prototypes per channel for consistency and coverage.
+        #[arg(long, default_value_t = 5)]
+        prototypes: i64,
+        /// Seed of the random channels of the deletion test.
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+        /// Where to run: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
     /// Print the Markdown reference of every script function.
     Doc,
 }
@@ -103,6 +150,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doc => {
             print!("{}", epic::script::docs::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { run, images, classes, channels, prototypes, class, negative, out, device } => {
+            let device = epic::device::parse_device(&device).context("--device")?;
+            if images.is_empty() && class.is_none() {
+                anyhow::bail!("give image files to explain, or --class NAME_OR_INDEX for a class view");
+            }
+            let opened = epic::explain::Run::open(&run, device, false)?;
+            let out = out.unwrap_or_else(|| run.join("explain"));
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let request = epic::render::explain_run::ExplainRequest { classes, channels, prototypes, gray: false };
+            if let Some(class) = class {
+                let index = epic::render::explain_run::resolve_class(&class, &opened.study.class_names())?;
+                let v = epic::render::explain_run::class_view_files(&opened, index, &request, negative, &out)?;
+                println!("{}: {} channels {}", v["name"], v["channels"], v["figure"]);
+            }
+            if !images.is_empty() {
+                let doc = epic::render::explain_run::explain_images(&opened, &images, &request, &out)?;
+                for e in doc["images"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}: {} (p = {}) -> {}",
+                        e["image"], e["predicted"]["name"], e["predicted"]["probability"], e["figure"]
+                    );
+                }
+                println!("wrote {}", out.join("explanations.json").display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate { run, prototypes, seed, device } => {
+            let device = epic::device::parse_device(&device).context("--device")?;
+            let opened = epic::explain::Run::open(&run, device, false)?;
+            let e = opened.evaluate(prototypes, seed, false)?;
+            println!("{}", e.table());
+            let text = serde_json::to_string_pretty(&e)?;
+            epic::io::atomic::write_bytes_atomic(&run.join("evaluation.json"), text.as_bytes())?;
+            println!("wrote {}", run.join("evaluation.json").display());
+            if !e.disagreements.is_empty() {
+                eprintln!("{} image(s) where the heads disagree:", e.disagreements.len());
+                for d in &e.disagreements {
+                    eprintln!("  #{}: {} vs {} (margin {:.2e})", d.image, d.classes[0], d.classes[1], d.margin);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Predict { model, images, weights, num_classes, k, device } => {

@@ -19,6 +19,8 @@ const SIDE: usize = 28;
 /// A Fashion-MNIST split, optionally reduced to the first `per_class` images of each class.
 #[derive(Debug, Clone)]
 pub struct FashionMnist {
+    dir: PathBuf,
+    per_class: Option<usize>,
     split: String,
     pixels: Vec<u8>,
     labels: Vec<u8>,
@@ -103,6 +105,8 @@ impl FashionMnist {
             })
             .collect();
         Ok(FashionMnist {
+            dir: dir.clone(),
+            per_class,
             split: split.into(),
             pixels,
             labels,
@@ -139,6 +143,14 @@ impl Dataset for FashionMnist {
 
     fn describe(&self, i: usize) -> String {
         format!("fashion-mnist {} #{}", self.split, self.file_index(i).map_or(-1, |j| j as i64))
+    }
+
+    fn source(&self) -> Option<super::DataSource> {
+        Some(super::DataSource::FashionMnist {
+            dir: self.dir.clone(),
+            split: self.split.clone(),
+            per_class: self.per_class,
+        })
     }
 
     fn fingerprint(&self) -> String {

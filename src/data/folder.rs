@@ -133,6 +133,10 @@ impl Dataset for ImageFolder {
     }
 
     /// Relative paths, sizes and modification times of every image, hashed.
+    fn source(&self) -> Option<super::DataSource> {
+        Some(super::DataSource::ImageFolder { root: self.root.clone() })
+    }
+
     fn fingerprint(&self) -> String {
         let mut h = crate::io::Fingerprint::new();
         h.add_str("image-folder");

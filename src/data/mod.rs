@@ -8,11 +8,13 @@ mod fashion_mnist;
 mod folder;
 pub mod image;
 mod loader;
+mod source;
 pub mod transform;
 
 pub use fashion_mnist::{FashionMnist, DEBIAN_DIR as FASHION_MNIST_DIR};
 pub use folder::ImageFolder;
 pub use loader::{Batch, Loader};
+pub use source::DataSource;
 
 use std::path::PathBuf;
 
@@ -104,4 +106,9 @@ pub trait Dataset: Send + Sync {
     /// A string that changes whenever the images or their order change: the
     /// feature bank's cache key includes it.
     fn fingerprint(&self) -> String;
+    /// How to open this data set again (a run's `.epic/run.json` records it);
+    /// `None` for data sets made in memory.
+    fn source(&self) -> Option<DataSource> {
+        None
+    }
 }

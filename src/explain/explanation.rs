@@ -94,17 +94,11 @@ impl Study {
 }
 
 fn explain(study: &Study, d: &Disentangler, image: &Tensor, options: &ExplainOptions) -> crate::Result<Explanation> {
-    let (net, bank) = (study.network(), study.bank());
+    let net = study.network();
     let (k, m, class) = (options.channels, options.prototypes, options.class);
     let z = net.features(&image.f_unsqueeze(0)?)?;
-    let device = z.device();
-    let u = d.matrix()?.f_to_device(device)?;
-    let u_inv = match d.kind() {
-        crate::disentangle::MatrixKind::Orthogonal => u.f_tr()?,
-        crate::disentangle::MatrixKind::Invertible => d.inverse()?.f_to_device(device)?,
-    };
+    let (u, weight) = rotated_head(study, d, z.device())?;
     let rotated = rotate(&z, &u)?;
-    let weight = net.head_weight().f_matmul(&u_inv)?;
     let classes = class.map(|c| Tensor::from_slice(&[c]));
     let top = top_channels(&rotated, &weight, net.head_bias(), k, classes.as_ref())?;
     // The check of the head that explains: |head′(UZ) − head(Z)|, with head′ = A·U⁻¹ as used above.
@@ -114,18 +108,7 @@ fn explain(study: &Study, d: &Disentangler, image: &Tensor, options: &ExplainOpt
     let channels = Vec::<i64>::try_from(top.channels.f_reshape([-1])?)?;
     let scores = Vec::<f64>::try_from(top.scores.f_reshape([-1])?.f_to_kind(Kind::Double)?)?;
     let (h, w) = (z.size()[2], z.size()[3]);
-    let idx = Tensor::f_from_slice(&channels)?.f_to_device(device)?;
-    let cells = peak_cells(&rotated.f_get(0)?.f_index_select(0, &idx)?)?;
-
-    let protos = bank.top_prototypes(Some(&u), m)?;
-    let mut prototypes = Vec::new();
-    let mut prototype_cells = Vec::new();
-    for &c in &channels {
-        let row: Vec<usize> = Vec::<i64>::try_from(protos.f_get(c)?)?.into_iter().map(|i| i as usize).collect();
-        let maps = study.maps(&row)?;
-        prototype_cells.push(peak_cells(&channel_maps(&maps, &u, c)?)?);
-        prototypes.push(row);
-    }
+    let Evidence { cells, prototypes, prototype_cells } = evidence(study, &u, &rotated, &channels, m)?;
     let name = study.class_names().get(class as usize).cloned().unwrap_or_else(|| format!("class {class}"));
     Ok(Explanation {
         class,
@@ -139,4 +122,48 @@ fn explain(study: &Study, d: &Disentangler, image: &Tensor, options: &ExplainOpt
         prototype_cells,
         max_logit_change: change,
     })
+}
+
+/// Where `channels` peak in one image, and their prototypes with their peaks.
+pub(crate) struct Evidence {
+    /// Per channel, the cell where Ẑ_c of the image peaks.
+    pub cells: Vec<(i64, i64)>,
+    /// Per channel, its top-m prototypes (indices into the training bank).
+    pub prototypes: Vec<Vec<usize>>,
+    /// Per channel and prototype, the cell where Ẑ_c of the prototype peaks.
+    pub prototype_cells: Vec<Vec<(i64, i64)>>,
+}
+
+/// The [`Evidence`] for `channels` of the image whose rotated maps are `rotated`
+/// `[1,C,h,w]`, under `u`, with `m` prototypes each.
+pub(crate) fn evidence(
+    study: &Study,
+    u: &Tensor,
+    rotated: &Tensor,
+    channels: &[i64],
+    m: i64,
+) -> crate::Result<Evidence> {
+    let idx = Tensor::f_from_slice(channels)?.f_to_device(rotated.device())?;
+    let cells = peak_cells(&rotated.f_get(0)?.f_index_select(0, &idx)?)?;
+    let protos = study.bank().top_prototypes(Some(u), m)?;
+    let mut prototypes = Vec::new();
+    let mut prototype_cells = Vec::new();
+    for &c in channels {
+        let row: Vec<usize> = Vec::<i64>::try_from(protos.f_get(c)?)?.into_iter().map(|i| i as usize).collect();
+        let maps = study.maps(&row)?;
+        prototype_cells.push(peak_cells(&channel_maps(&maps, u, c)?)?);
+        prototypes.push(row);
+    }
+    Ok(Evidence { cells, prototypes, prototype_cells })
+}
+
+/// U on `device` and the head A·U⁻¹ of `study`'s network: (U, A′).
+pub(crate) fn rotated_head(study: &Study, d: &Disentangler, device: tch::Device) -> crate::Result<(Tensor, Tensor)> {
+    let u = d.matrix()?.f_to_device(device)?;
+    let u_inv = match d.kind() {
+        crate::disentangle::MatrixKind::Orthogonal => u.f_tr()?,
+        crate::disentangle::MatrixKind::Invertible => d.inverse()?.f_to_device(device)?,
+    };
+    let weight = study.network().head_weight().f_matmul(&u_inv)?;
+    Ok((u, weight))
 }

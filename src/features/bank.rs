@@ -85,6 +85,9 @@ pub struct ExtractOptions {
     pub memo_half: bool,
     /// No progress output (`quiet`).
     pub quiet: bool,
+    /// Only read the cache: missing chunks are an error ([`crate::Error::BankGone`])
+    /// rather than a backbone pass (`epic explain`/`evaluate`/`report` on a finished run).
+    pub cached_only: bool,
 }
 
 impl Default for ExtractOptions {
@@ -97,6 +100,7 @@ impl Default for ExtractOptions {
             memo_mib: 1024,
             memo_half: false,
             quiet: false,
+            cached_only: false,
         }
     }
 }
@@ -119,6 +123,7 @@ impl ExtractOptions {
             memo_mib: dataloader.int_at_least(&["memo_mib"], d.memo_mib as i64, 0)? as usize,
             memo_half: dataloader.bool(&["memo_half"], d.memo_half)?,
             quiet: dataloader.bool(&["quiet"], d.quiet)?,
+            cached_only: false,
         })
     }
 
@@ -145,6 +150,8 @@ pub struct ExtractReport {
     pub key: String,
     /// The cache folder of this bank, if any.
     pub folder: Option<PathBuf>,
+    /// Images per cache chunk (part of the key).
+    pub chunk: usize,
 }
 
 /// The cache key: network weights and transform, data set, chunk size, format.
@@ -201,7 +208,7 @@ pub fn extract_into(
     if let Some(f) = &folder {
         remove_stale_temporaries(f);
     }
-    let mut report = ExtractReport { key: key.clone(), folder: folder.clone(), ..Default::default() };
+    let mut report = ExtractReport { key: key.clone(), folder: folder.clone(), chunk, ..Default::default() };
     let (mut unchecked, mut resaved) = (0, 0);
     let mut chunks: Vec<Option<Chunk>> = Vec::with_capacity(starts.len());
     for &s in &starts {
@@ -241,6 +248,14 @@ pub fn extract_into(
     report.chunks_reused = chunks.iter().filter(|c| c.is_some()).count();
 
     let missing: Vec<usize> = (0..starts.len()).filter(|&i| chunks[i].is_none()).collect();
+    if options.cached_only && !missing.is_empty() {
+        return Err(crate::Error::BankGone {
+            folder: folder.clone().unwrap_or_default(),
+            missing: missing.len(),
+            chunks: starts.len(),
+            rebuild: String::new(),
+        });
+    }
     if !missing.is_empty() {
         let todo: usize = missing.iter().map(|&i| rows(starts[i]) as usize).sum();
         let mut progress = Progress::new("extract", todo as u64, options.quiet);

@@ -43,8 +43,17 @@ impl Bank {
         Ok(protos.f_detach_copy()?)
     }
 
+    /// Negative prototypes: per channel, the `m` images of smallest activation
+    /// under `u` (the paper's top-m of −activation), `[C,m]` indices, not cached.
+    pub fn top_negative_prototypes(&self, u: &Tensor, m: i64) -> crate::Result<Tensor> {
+        self.select_from(self.activations(Some(u))?.f_neg()?, m)
+    }
+
     fn select(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {
-        let act = self.activations(u)?;
+        self.select_from(self.activations(u)?, m)
+    }
+
+    fn select_from(&self, act: Tensor, m: i64) -> crate::Result<Tensor> {
         let valid_rows = self.valid.f_nonzero()?.f_squeeze_dim(1)?;
         if valid_rows.size()[0] == act.size()[0] {
             return super::top_prototypes(&act, m);

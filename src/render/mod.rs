@@ -4,6 +4,8 @@
 //! purity tables as HTML or text. The value types ([`PrototypeGrid`],
 //! [`PurityPlot`], [`PurityTable`]) are what notebooks display inline.
 pub(crate) mod canvas;
+mod contrast;
+pub mod explain_run;
 pub mod figures;
 mod plots;
 mod study;

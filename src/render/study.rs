@@ -24,7 +24,13 @@ impl Study {
             .into_iter()
             .map(|i| i as usize)
             .collect();
-        let maps = self.maps(&row)?;
+        self.tiles_of(&u, channel, &row, gray)
+    }
+
+    /// Tiles of training images `row`, each boxed where Ẑ_`channel` = (U·Z)_`channel`
+    /// peaks in it and captioned `#index label`.
+    pub fn tiles_of(&self, u: &Tensor, channel: i64, row: &[usize], gray: bool) -> crate::Result<Vec<Tile>> {
+        let maps = self.maps(row)?;
         let cells = peak_cells(&channel_maps(&maps, &u.f_to_device(maps.device())?, channel)?)?;
         let grid = (maps.size()[2], maps.size()[3]);
         let train = self.dataset();

@@ -45,6 +45,18 @@ pub mod api {
         rt(features::rotate(&features.0, &u.0).map(ScriptTensor))
     }
 
+    /// `x` rounded to `digits` decimals, for printing: `round_to(0.999459542, 3)` is 0.999.
+    pub fn round_to(x: FLOAT, digits: INT) -> FLOAT {
+        let f = 10f64.powi(digits.clamp(0, 15) as i32);
+        (x * f).round() / f
+    }
+
+    /// `x` in scientific notation with two significant digits, for printing
+    /// small quantities: `sci(0.0000019073486328125)` is `"1.9e-6"`.
+    pub fn sci(x: FLOAT) -> String {
+        format!("{x:.1e}")
+    }
+
     /// Spatial sums under U from sums without it: `sums` `[N,C]` → sums·Uᵀ `[N,C]`,
     /// what channel_activation(rotate(z, u)) gives, without the maps (Σ_hw U z = U Σ_hw z).
     ///

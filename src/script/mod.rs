@@ -143,6 +143,9 @@ pub fn run_source(source: &str, origin: &Path, args: Map, options: &HostOptions)
         crate::io::access::install(Some(sandbox.policy.clone()));
     }
     let mut engine = engine(options);
+    if let Some(tag) = engine.default_tag_mut().write_lock::<rhai::Map>().as_deref_mut() {
+        tag.insert("script".into(), origin.display().to_string().into());
+    }
     engine.set_module_resolver(module_resolver(origin, options));
     let mut scope = Scope::new();
     scope.push_constant("args", args);
@@ -235,6 +238,15 @@ pub(crate) fn host_device(ctx: &rhai::NativeCallContext) -> Device {
         .and_then(|t| t.read_lock::<rhai::Map>().and_then(|m| m.get("device").map(|d| d.to_string())))
         .and_then(|name| crate::device::parse_device(&name).ok())
         .unwrap_or(Device::Cpu)
+}
+
+/// `epic run SCRIPT key=value …`: the command that runs this script again, when
+/// it runs from a file.
+pub(crate) fn host_command(ctx: &rhai::NativeCallContext) -> Option<String> {
+    let script = ctx.tag()?.read_lock::<rhai::Map>()?.get("script")?.to_string();
+    let mut words = vec!["epic".to_string(), "run".into(), script];
+    words.extend(host_overrides(ctx));
+    Some(words.join(" "))
 }
 
 /// The command line's `key=value` arguments (see [`HostOptions::overrides`]).

@@ -48,6 +48,32 @@ pub mod api {
         Ok(Study::extract(model.0, dataset.dataset, &extract)?)
     }
 
+    /// Records the run in `out` for `epic explain`, `epic evaluate` and
+    /// `epic report`: `.epic/run.json` (where the training and held-out images come
+    /// from, the bank's cache key, the class names, the command that made it) and
+    /// `.epic/head.safetensors` (the head the run explained). Returns the manifest's path.
+    ///
+    /// ```rhai
+    /// save_run(bank, val, d, cfg.output_path);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn save_run(
+        ctx: NativeCallContext,
+        bank: Bank,
+        val: Dataset,
+        d: Disentangler,
+        out: &str,
+    ) -> Result<String, Box<EvalAltResult>> {
+        let kind = d.0.borrow().kind().name();
+        let path = bank.save_manifest(
+            std::path::Path::new(out),
+            Some(val.dataset.as_ref()),
+            kind,
+            crate::script::host_command(&ctx),
+        )?;
+        Ok(path.display().to_string())
+    }
+
     /// Fits a `classes`-way linear head on the bank's pooled features (softmax
     /// regression, 300 full-batch Adam steps): returns the bank with that model,
     /// whose predictions come from the new head and whose classes are named as the

@@ -25,6 +25,7 @@
 //! [`explain`](Study::explain), [`fit_head`](Study::fit_head) and
 //! [`predict`](Study::predict), `render` adds [`prototype_grid`](Study::prototype_grid)
 //! and [`explanation_figure`](Study::explanation_figure).
+mod manifest;
 mod preflight;
 mod run_config;
 mod sandbox;
@@ -32,6 +33,7 @@ mod sandbox;
 use crate::data::{classes, Dataset, Loader};
 use crate::features::{extract_into, Bank, BatchSize, ExtractOptions, ExtractReport, FeatureMemo};
 use crate::model::Network;
+pub use manifest::{head_path, manifest_path, read_manifest, RunManifest, MANIFEST_VERSION};
 pub use preflight::preflight;
 pub use run_config::open_config;
 pub use sandbox::script_policy;
