@@ -10,6 +10,16 @@ fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::invalid("plot", e.to_string())
 }
 
+/// Tick labels of a count axis: whole numbers only ("1400", not "1400.0"), no
+/// label between them.
+fn whole(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
 /// Mean purity per epoch (line) and at each step's prototype selection (dots,
 /// labelled with m), as a 1000×600 PNG.
 pub fn purity_curve(history: &History, title: &str, path: &Path) -> Result<()> {
@@ -40,7 +50,13 @@ pub fn purity_curve_canvas(history: &History, title: &str) -> Result<Canvas> {
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5..x_max, lo..hi)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("schedule step · epoch").y_desc("mean argmax purity").draw().map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("schedule step · epoch")
+            .y_desc("mean argmax purity")
+            .x_label_formatter(&whole)
+            .draw()
+            .map_err(plot_err)?;
         chart
             .draw_series(LineSeries::new(epochs.iter().copied(), BLUE.stroke_width(2)))
             .map_err(plot_err)?
@@ -52,7 +68,12 @@ pub fn purity_curve_canvas(history: &History, title: &str) -> Result<Canvas> {
             .label("prototypes re-selected (m)")
             .legend(|(x, y)| Circle::new((x + 10, y), 5, RED.filled()));
         chart
-            .draw_series(steps.iter().map(|&(x, y, m)| Text::new(format!("m={m}"), (x, y), ("sans-serif", 14))))
+            // Each label above and right of its dot, not on it.
+            .draw_series(
+                steps.iter().map(|&(x, y, m)| {
+                    EmptyElement::at((x, y)) + Text::new(format!("m={m}"), (7, -22), ("sans-serif", 15))
+                }),
+            )
             .map_err(plot_err)?;
         chart
             .configure_series_labels()
@@ -98,7 +119,13 @@ pub fn purity_histogram_canvas(before: &[f64], after: &[f64], title: &str) -> Re
             .y_label_area_size(70)
             .build_cartesian_2d(lo..hi, 0.0..top)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("argmax purity of a prototype").y_desc("prototypes").draw().map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("argmax purity of a prototype")
+            .y_desc("prototypes")
+            .y_label_formatter(&whole)
+            .draw()
+            .map_err(plot_err)?;
         for (counts, color, label) in [(&cb, RED.mix(0.45), "before training"), (&ca, BLUE.mix(0.45), "after training")]
         {
             chart
