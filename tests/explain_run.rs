@@ -193,6 +193,32 @@ fn a_finished_run_explains_contrasts_shows_a_class_and_evaluates_itself() {
     }
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("prediction agreement") && stdout.contains("100.0 %"), "{stdout}");
+
+    // 5. The same from a script: the bindings return what the commands wrote.
+    let script = dir.path().join("after.rhai");
+    std::fs::write(
+        &script,
+        "let e = evaluate_run(args.run, #{});\n\
+         let d = explain_images(args.run, [args.photo], #{ classes: 2, channels: 3, prototypes: 2, out: args.out });\n\
+         let v = class_view(args.run, \"Sneaker\", #{ channels: 3, prototypes: 2, out: args.out });\n\
+         print(`${e.agreement} ${d.images[0].contrast.margin} ${v.channels}`);\n",
+    )
+    .unwrap();
+    let o = epic(&[
+        "run",
+        "--device",
+        "cpu",
+        script.to_str().unwrap(),
+        &format!("run={run_s}"),
+        &format!("photo={}", photo("rocket.jpg")),
+        &format!("out={}", dir.path().join("script").display()),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    let words: Vec<&str> = printed.trim().splitn(3, ' ').collect();
+    assert_eq!(words[0], "1.0");
+    assert!((words[1].parse::<f64>().unwrap() - margin).abs() < 1e-9, "{printed}");
+    assert_eq!(words[2].replace(' ', ""), v["channels"].to_string(), "{printed}");
 }
 
 #[test]

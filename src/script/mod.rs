@@ -30,6 +30,7 @@ mod explanation;
 mod figures;
 mod math;
 mod model;
+mod run;
 mod session;
 mod study;
 mod tensor;
@@ -99,6 +100,7 @@ pub fn topics() -> Vec<(&'static str, Module)> {
         ("Configs", rhai::exported_module!(config::api)),
         ("Explanations", rhai::exported_module!(explanation::api)),
         ("Figures", rhai::exported_module!(figures::api)),
+        ("Finished runs", rhai::exported_module!(run::api)),
         ("Measuring a run", rhai::exported_module!(bench::api)),
     ]
 }

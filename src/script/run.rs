@@ -1,0 +1,106 @@
+//! Script bindings for a finished run: what `epic explain` and `epic evaluate`
+//! do, from a script or a notebook cell. Each opens the run folder (its
+//! `.epic/run.json`, head, U file and cached bank) on the host's device.
+use super::tensor::json_to_dynamic;
+use crate::explain::Run;
+use crate::render::explain_run::{class_view_files, explain_images, resolve_class, ExplainRequest};
+use rhai::plugin::*;
+use rhai::{Array, Map, INT};
+use std::path::{Path, PathBuf};
+
+fn request(opts: &Map) -> Result<(ExplainRequest, Option<PathBuf>), Box<EvalAltResult>> {
+    let int = |key: &str, default: INT| -> Result<i64, Box<EvalAltResult>> {
+        match opts.get(key) {
+            None => Ok(default),
+            Some(v) => v.as_int().map_err(|t| format!("{key} must be an int, not {t}").into()),
+        }
+    };
+    let d = ExplainRequest::default();
+    let r = ExplainRequest {
+        classes: int("classes", d.classes)?,
+        channels: int("channels", d.channels)?,
+        prototypes: int("prototypes", d.prototypes)?,
+        gray: opts.get("gray").and_then(|v| v.as_bool().ok()).unwrap_or(false),
+    };
+    let out = opts.get("out").map(|v| PathBuf::from(v.to_string()));
+    Ok((r, out))
+}
+
+fn open(ctx: &NativeCallContext, dir: &str) -> Result<Run, Box<EvalAltResult>> {
+    Ok(Run::open(Path::new(dir), crate::script::host_device(ctx), true)?)
+}
+
+fn out_dir(dir: &str, out: Option<PathBuf>) -> Result<PathBuf, Box<EvalAltResult>> {
+    let out = out.unwrap_or_else(|| Path::new(dir).join("explain"));
+    crate::io::access::check_write(&out).map_err(crate::Error::from)?;
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// The script functions for finished runs (see `epic doc`).
+#[export_module]
+pub mod api {
+    /// Explains image files with the finished run in `dir`, as `epic explain`:
+    /// one figure per image and `explanations.json` in `opts.out` (default
+    /// `dir/explain`); returns that JSON. `opts`: `classes` (1: the prediction;
+    /// 2: why the top class, not the second; K: the top K side by side),
+    /// `channels` (4), `prototypes` (5), `gray`, `out`.
+    ///
+    /// ```rhai
+    /// let doc = explain_images("outputs/demo", ["photo.jpg"], #{ classes: 2 });
+    /// print(doc.images[0].contrast.margin);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn explain_images(
+        ctx: NativeCallContext,
+        dir: &str,
+        images: Array,
+        opts: Map,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let (r, out) = request(&opts)?;
+        let run = open(&ctx, dir)?;
+        let out = out_dir(dir, out)?;
+        let paths: Vec<PathBuf> = images.iter().map(|v| PathBuf::from(v.to_string())).collect();
+        Ok(json_to_dynamic(super::explain_images(&run, &paths, &r, &out)?))
+    }
+
+    /// The class view of `class` (a name or an index as a string) with the run in
+    /// `dir`, as `epic explain --class`: `class_<index>.png` and `.json` in
+    /// `opts.out`; returns the JSON. `opts`: `channels`, `prototypes`, `negative`
+    /// (also the lowest-activation prototypes), `gray`, `out`.
+    ///
+    /// ```rhai
+    /// let v = class_view("outputs/demo", "Sneaker", #{ negative: true });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn class_view(
+        ctx: NativeCallContext,
+        dir: &str,
+        class: &str,
+        opts: Map,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let (r, out) = request(&opts)?;
+        let negative = opts.get("negative").and_then(|v| v.as_bool().ok()).unwrap_or(false);
+        let run = open(&ctx, dir)?;
+        let index = resolve_class(class, &run.study.class_names())?;
+        let out = out_dir(dir, out)?;
+        Ok(json_to_dynamic(class_view_files(&run, index, &r, negative, &out)?))
+    }
+
+    /// Evaluates the run in `dir` on its held-out images, as `epic evaluate`:
+    /// accuracy of both heads and their agreement, deletion faithfulness,
+    /// prototype consistency, coverage. `opts`: `prototypes` (5), `seed` (0).
+    ///
+    /// ```rhai
+    /// let e = evaluate_run("outputs/demo", #{});
+    /// print(`agreement ${e.agreement}`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn evaluate_run(ctx: NativeCallContext, dir: &str, opts: Map) -> Result<Dynamic, Box<EvalAltResult>> {
+        let m = opts.get("prototypes").and_then(|v| v.as_int().ok()).unwrap_or(5);
+        let seed = opts.get("seed").and_then(|v| v.as_int().ok()).unwrap_or(0);
+        let e = open(&ctx, dir)?.evaluate(m, seed, true)?;
+        let value = serde_json::to_value(&e).map_err(|e| e.to_string())?;
+        Ok(json_to_dynamic(value))
+    }
+}
