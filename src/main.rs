@@ -114,6 +114,24 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
     },
+    /// Write a static site of a finished run: RUN/report/index.html (summary,
+    /// a page per channel, a gallery of explanations), no server needed.
+    Report {
+        /// The run folder.
+        run: PathBuf,
+        /// Channels per page of the channel lists.
+        #[arg(long = "per-page", default_value_t = 100)]
+        per_page: usize,
+        /// Held-out images explained in the gallery.
+        #[arg(long, default_value_t = 12)]
+        explanations: usize,
+        /// Prototypes per channel.
+        #[arg(long, default_value_t = 5)]
+        prototypes: i64,
+        /// Where to run: auto, cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
     /// Print the Markdown reference of every script function.
     Doc,
 }
@@ -176,6 +194,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 println!("wrote {}", out.join("explanations.json").display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { run, per_page, explanations, prototypes, device } => {
+            let device = epic::device::parse_device(&device).context("--device")?;
+            let opened = epic::explain::Run::open(&run, device, false)?;
+            let options =
+                epic::render::report::ReportOptions { per_page, explanations, prototypes, ..Default::default() };
+            let r = epic::render::report::write_report(&opened, &options)?;
+            println!("wrote {} ({} pages, {} pictures)", r.index.display(), r.pages, r.images);
             Ok(ExitCode::SUCCESS)
         }
         Command::Evaluate { run, prototypes, seed, device } => {

@@ -26,6 +26,10 @@ command -v readelf >/dev/null 2>&1 || need_apt+=(binutils)
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # Fashion-MNIST, the demo's and the tests' real data set.
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+# A real browser for the test of `epic report` (tests/report_browser.rs), and unzip
+# for the PyTorch 2.11 flavour's wheel (tools/flavour.sh).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing apt packages: ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

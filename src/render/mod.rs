@@ -8,6 +8,7 @@ mod contrast;
 pub mod explain_run;
 pub mod figures;
 mod plots;
+pub mod report;
 mod study;
 pub(crate) mod table;
 

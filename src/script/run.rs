@@ -87,6 +87,28 @@ pub mod api {
         Ok(json_to_dynamic(class_view_files(&run, index, &r, negative, &out)?))
     }
 
+    /// Writes the run's static site, `dir/report/index.html`, as `epic report`:
+    /// the summary, a page per channel (paginated lists sorted by purity gain or
+    /// index), a gallery of explanations. `opts`: `per_page` (100),
+    /// `explanations` (12), `prototypes` (5). Returns the index page's path.
+    ///
+    /// ```rhai
+    /// let index = write_report("outputs/demo", #{ explanations: 6 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn write_report(ctx: NativeCallContext, dir: &str, opts: Map) -> Result<String, Box<EvalAltResult>> {
+        let d = crate::render::report::ReportOptions::default();
+        let get = |key: &str, default: i64| opts.get(key).and_then(|v| v.as_int().ok()).unwrap_or(default);
+        let options = crate::render::report::ReportOptions {
+            per_page: get("per_page", d.per_page as i64).max(1) as usize,
+            explanations: get("explanations", d.explanations as i64).max(0) as usize,
+            prototypes: get("prototypes", d.prototypes).max(1),
+            ..d
+        };
+        let r = crate::render::report::write_report(&open(&ctx, dir)?, &options)?;
+        Ok(r.index.display().to_string())
+    }
+
     /// Evaluates the run in `dir` on its held-out images, as `epic evaluate`:
     /// accuracy of both heads and their agreement, deletion faithfulness,
     /// prototype consistency, coverage. `opts`: `prototypes` (5), `seed` (0).

@@ -96,6 +96,8 @@ pub fn tiny_demo(out: &std::path::Path, cache: &std::path::Path) -> std::process
             "visualization.num_prototypes=2",
             "visualization.num_prototypical_channels=2",
             "visualization.num_channels_shown=2",
+            // The report and evaluation have their own tests (report_browser, explain_run).
+            "report=false",
         ])
         .arg(format!("output_path={}", out.display()))
         .arg(format!("dataloader.cache={}", cache.display()))
