@@ -117,7 +117,7 @@ pub fn write_report(run: &Run, options: &ReportOptions) -> crate::Result<ReportS
         let dir = out.join(sub);
         crate::io::access::check_write(&dir)?;
         std::fs::create_dir_all(&dir).map_err(|source| crate::Error::Io {
-            action: "create".into(),
+            action: "create",
             path: dir.clone(),
             source,
         })?;
@@ -164,7 +164,7 @@ pub fn write_report(run: &Run, options: &ReportOptions) -> crate::Result<ReportS
         let from = run.dir.join(&name);
         if from.is_file() {
             let bytes = std::fs::read(&from).map_err(|source| crate::Error::Io {
-                action: "read".into(),
+                action: "read",
                 path: from.clone(),
                 source,
             })?;
