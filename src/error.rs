@@ -143,6 +143,10 @@ pub enum Error {
         message: String,
     },
 
+    /// A shard (`epic run --shard i/n`) computed its share of a bank and stopped.
+    #[error("{0}")]
+    ShardDone(String),
+
     /// A finished run's bank is no longer (all) in its cache.
     #[error("the run's bank is gone: {missing} of its {chunks} cache chunk(s) are missing from {}{}", folder.display(), if rebuild.is_empty() { String::new() } else { format!("; rebuild it with: {rebuild}") })]
     BankGone {

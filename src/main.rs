@@ -46,6 +46,50 @@ enum Command {
         /// With --sandbox: most Rhai operations the script may take.
         #[arg(long = "max-operations", value_name = "N", requires = "sandbox")]
         max_operations: Option<u64>,
+        /// Compute only shard I of N of the bank's chunks into the shared cache,
+        /// then stop (exit 0): one task of `epic slurm`'s array job.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+    },
+    /// Run a script on a SLURM cluster: an array job of N extraction shards,
+    /// then the script on the complete bank (--dependency=afterok).
+    Slurm {
+        /// The Rhai script.
+        script: PathBuf,
+        /// `key=value` arguments for the script (after `--` when they could be read as options).
+        args: Vec<String>,
+        /// Extraction shards (array tasks).
+        #[arg(long, default_value_t = 4)]
+        shards: usize,
+        /// `--device` of the jobs.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// `#SBATCH --partition`.
+        #[arg(long)]
+        partition: Option<String>,
+        /// `#SBATCH --gpus-per-task`.
+        #[arg(long = "gpus-per-task")]
+        gpus_per_task: Option<u32>,
+        /// `#SBATCH --cpus-per-task`.
+        #[arg(long = "cpus-per-task")]
+        cpus_per_task: Option<u32>,
+        /// `#SBATCH --time`.
+        #[arg(long)]
+        time: Option<String>,
+        /// Where the sbatch scripts go.
+        #[arg(long, default_value = "slurm")]
+        dir: PathBuf,
+        /// Where SLURM writes the jobs' output (default: --dir).
+        #[arg(long)]
+        logs: Option<PathBuf>,
+        /// Only write the sbatch scripts.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// Feature banks in a cache folder.
+    Bank {
+        #[command(subcommand)]
+        command: BankCommand,
     },
     /// Print the top classes of images: `epic predict efficientnet_lite0 photo.jpg`.
     Predict {
@@ -136,6 +180,19 @@ enum Command {
     Doc,
 }
 
+#[derive(Subcommand)]
+enum BankCommand {
+    /// Which chunks of each bank in a cache folder are there, and with --shards,
+    /// which shards are done: `epic bank status outputs/cache --shards 4`.
+    Status {
+        /// A cache folder (`dataloader.cache`), or one bank's folder in it.
+        dir: PathBuf,
+        /// Shards to report on.
+        #[arg(long)]
+        shards: Option<usize>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -205,6 +262,73 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote {} ({} pages, {} pictures)", r.index.display(), r.pages, r.images);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Slurm {
+            script,
+            args,
+            shards,
+            device,
+            partition,
+            gpus_per_task,
+            cpus_per_task,
+            time,
+            dir,
+            logs,
+            dry_run,
+        } => {
+            let absolute =
+                |p: PathBuf| if p.is_absolute() { p } else { std::env::current_dir().unwrap_or_default().join(p) };
+            let job = epic::study::slurm::SlurmJob {
+                epic: std::env::current_exe().context("the epic binary's path")?,
+                script,
+                args,
+                shards: shards.max(1),
+                device,
+                partition,
+                gpus_per_task,
+                cpus_per_task,
+                time,
+                dir: absolute(dir),
+                logs: logs.map(absolute),
+                workdir: std::env::current_dir().context("the working folder")?,
+            };
+            if dry_run {
+                let (a, b) = job.write()?;
+                println!("wrote {} and {} (not submitted)", a.display(), b.display());
+            } else {
+                let (array, training) = job.submit()?;
+                println!(
+                    "submitted the extraction array {array} ({} shards) and the training job {training} (after it); logs in {}",
+                    job.shards,
+                    job.logs.as_ref().unwrap_or(&job.dir).display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bank { command: BankCommand::Status { dir, shards } } => {
+            let banks = epic::features::bank_status(&dir)?;
+            if banks.is_empty() {
+                println!("no bank in {} (a bank's folder holds bank.json)", dir.display());
+            }
+            for b in &banks {
+                let l = &b.layout;
+                println!(
+                    "{}: {} on {}, {} images, {}/{} chunks{}",
+                    b.folder.display(),
+                    l.model,
+                    l.dataset,
+                    l.images,
+                    b.done(),
+                    l.chunks(),
+                    if b.done() == l.chunks() { " (complete)" } else { "" }
+                );
+                if let Some(n) = shards {
+                    for (i, (done, owned)) in b.shards(n).into_iter().enumerate() {
+                        println!("  shard {i}/{n}: {done}/{owned} chunks{}", if done == owned { ", done" } else { "" });
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Evaluate { run, prototypes, seed, device } => {
             let device = epic::device::parse_device(&device).context("--device")?;
             let opened = epic::explain::Run::open(&run, device, false)?;
@@ -248,7 +372,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { script, args, device, lib, sandbox, allow_read, allow_write, max_operations } => {
+        Command::Run { script, args, device, lib, sandbox, allow_read, allow_write, max_operations, shard } => {
+            if let Some(s) = &shard {
+                epic::features::set_shard(Some(s.parse().context("--shard")?));
+            }
             let overrides = args.clone();
             let config_arg = args.iter().find_map(|a| a.strip_prefix("config=")).map(PathBuf::from);
             let args = epic::script::args::parse_args(&args).map_err(anyhow::Error::msg)?;
@@ -262,6 +389,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = epic::script::run_file(&script, args, &options);
             // The run's output folders are free again.
             epic::io::claim::release_all();
+            if let Some(done) = epic::features::shard_done() {
+                // A shard stops after its share of the bank, by design.
+                println!("{done}");
+                return Ok(ExitCode::SUCCESS);
+            }
             match result {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) => {

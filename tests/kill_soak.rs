@@ -145,7 +145,11 @@ fn kill_and_rerun(
     let left = files(&out);
     let chunks = files(&cache);
     for (rel, path) in &left {
-        if is_temporary(rel) || rel.ends_with(".epic/config.yaml") || rel.ends_with(".epic/run.lock") {
+        if is_temporary(rel)
+            || rel.ends_with(".epic/config.yaml")
+            || rel.ends_with(".epic/run.json")
+            || rel.ends_with(".epic/run.lock")
+        {
             continue;
         }
         if rel.ends_with(".epic/train_checkpoint.safetensors") {
@@ -182,8 +186,8 @@ fn kill_and_rerun(
     let names = |m: &BTreeMap<PathBuf, PathBuf>| m.keys().cloned().collect::<Vec<_>>();
     assert_eq!(names(&after), names(reference), "kill {kill}: other files after the rerun");
     for (rel, path) in &after {
-        if rel.ends_with(".epic/config.yaml") {
-            continue; // it holds the output path
+        if rel.ends_with(".epic/config.yaml") || rel.ends_with(".epic/run.json") {
+            continue; // they hold the output path
         }
         assert!(same_bytes(path, &reference[rel]), "kill {kill} at {at:?}: {} differs after the rerun", rel.display());
     }

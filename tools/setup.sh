@@ -30,6 +30,9 @@ command -v readelf >/dev/null 2>&1 || need_apt+=(binutils)
 # for the PyTorch 2.11 flavour's wheel (tools/flavour.sh).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# A real SLURM for the test of `epic slurm` (tests/slurm.rs starts its daemons).
+command -v slurmctld >/dev/null 2>&1 || need_apt+=(slurm-wlm)
+command -v munged >/dev/null 2>&1 || need_apt+=(munge)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing apt packages: ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -207,6 +207,21 @@ pub fn extract_into(
 
     if let Some(f) = &folder {
         remove_stale_temporaries(f);
+        let layout = super::BankLayout {
+            images: n,
+            chunk,
+            model: net.name().to_string(),
+            dataset: dataset.describe(0).split(" #").next().unwrap_or_default().to_string(),
+        };
+        std::fs::create_dir_all(f).ok();
+        layout.write_once(f)?;
+    }
+    let shard = super::shard();
+    if shard.is_some() && folder.is_none() {
+        return Err(crate::Error::invalid(
+            "--shard",
+            "a shard writes its chunks into the shared cache: set dataloader.cache to a folder all shards see",
+        ));
     }
     let mut report = ExtractReport { key: key.clone(), folder: folder.clone(), chunk, ..Default::default() };
     let (mut unchecked, mut resaved) = (0, 0);
@@ -247,7 +262,10 @@ pub fn extract_into(
     }
     report.chunks_reused = chunks.iter().filter(|c| c.is_some()).count();
 
-    let missing: Vec<usize> = (0..starts.len()).filter(|&i| chunks[i].is_none()).collect();
+    let mut missing: Vec<usize> = (0..starts.len()).filter(|&i| chunks[i].is_none()).collect();
+    if let Some(s) = shard {
+        missing.retain(|&i| s.owns(i));
+    }
     if options.cached_only && !missing.is_empty() {
         return Err(crate::Error::BankGone {
             folder: folder.clone().unwrap_or_default(),
@@ -341,6 +359,20 @@ pub fn extract_into(
         ));
     }
 
+    if let Some(s) = shard {
+        // A shard stops here: the run that trains reads the whole bank.
+        let there = chunks.iter().filter(|c| c.is_some()).count();
+        let message = format!(
+            "shard {s}: computed {} of the bank's {} chunk(s) in {}; {there} of {} are there{}",
+            report.chunks_computed,
+            starts.len(),
+            folder.as_ref().map(|f| f.display().to_string()).unwrap_or_default(),
+            starts.len(),
+            if there == starts.len() { ": the bank is complete" } else { "" }
+        );
+        super::shard::mark_done(message.clone());
+        return Err(crate::Error::ShardDone(message));
+    }
     let chunks: Vec<Chunk> = chunks.into_iter().flatten().collect();
     let failed_now: std::collections::HashSet<usize> = report.failed.iter().map(|(i, _)| *i).collect();
     for (c, &s) in chunks.iter().zip(&starts) {

@@ -12,11 +12,13 @@ mod bank;
 mod cache;
 mod memo;
 mod pass;
+mod shard;
 mod shrink;
 
 pub use bank::{cache_key, extract, extract_into, Bank, BatchSize, ExtractOptions, ExtractReport};
 pub use memo::FeatureMemo;
 pub use pass::{backbone_throughput, decode_pass, forward_pass, PassReport};
+pub use shard::{bank_status, set_shard, shard, shard_done, BankLayout, BankStatus, Shard};
 pub use shrink::{is_out_of_memory, ShrinkingBatch};
 
 use crate::check;

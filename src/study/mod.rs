@@ -29,6 +29,7 @@ mod manifest;
 mod preflight;
 mod run_config;
 mod sandbox;
+pub mod slurm;
 
 use crate::data::{classes, Dataset, Loader};
 use crate::features::{extract_into, Bank, BatchSize, ExtractOptions, ExtractReport, FeatureMemo};
