@@ -163,6 +163,14 @@ fn a_finished_run_explains_contrasts_shows_a_class_and_evaluates_itself() {
             < 1e-4 * mean.double_value(&[want[0]]).abs().max(1.0)
     );
     assert_eq!(v["negative_prototypes"].as_array().unwrap().len(), 3);
+    // Negative prototypes of a grid: the brute-force 3 lowest rotated sums of the channel.
+    let c = want[0];
+    let grid = opened.study.negative_prototype_grid(&opened.disentangler, c, 3, false).unwrap();
+    let shown: Vec<i64> =
+        grid.tiles.iter().map(|t| t.caption[1..].split(' ').next().unwrap().parse().unwrap()).collect();
+    let lowest: Vec<i64> = Vec::try_from(rotated.select(1, c).topk(3, 0, false, true).1).unwrap();
+    assert_eq!(shown, lowest, "{}", grid.title);
+    assert!(grid.title.contains("negative prototypes"));
     let figure = image::open(out.join("class_7.png")).unwrap();
     assert!(figure.width() > 400 && figure.height() > 6 * 192, "{}×{}", figure.width(), figure.height());
 

@@ -62,9 +62,13 @@ fn two_processes_divide_one_bank() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".safetensors"))
+        .filter(|n| !n.ends_with(".safetensors") && n != "bank.json")
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    // The bank's layout, as `epic bank status` reads it: 2 chunks of the two runs' bank.
+    let status = epic::features::bank_status(&tmp.path().join("cache")).unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].done(), status[0].layout.chunks());
 }
 
 #[test]

@@ -213,8 +213,11 @@ pub fn extract_into(
             model: net.name().to_string(),
             dataset: dataset.describe(0).split(" #").next().unwrap_or_default().to_string(),
         };
-        std::fs::create_dir_all(f).ok();
-        layout.write_once(f)?;
+        // For `epic bank status` only: a bank without it is still whole.
+        let _ = std::fs::create_dir_all(f);
+        if let Err(e) = layout.write_once(f) {
+            crate::progress::warning(&format!("cannot write {}: {e}", super::BankLayout::path(f).display()));
+        }
     }
     let shard = super::shard();
     if shard.is_some() && folder.is_none() {

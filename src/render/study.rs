@@ -55,6 +55,30 @@ impl Study {
         Ok(PrototypeGrid { title, tiles })
     }
 
+    /// Channel `channel`'s negative prototypes under `d`: the `m` training images
+    /// of lowest activation (the paper's top-m of −activation), as a grid.
+    pub fn negative_prototype_grid(
+        &self,
+        d: &Disentangler,
+        channel: i64,
+        m: i64,
+        gray: bool,
+    ) -> crate::Result<PrototypeGrid> {
+        let bank = self.bank();
+        if channel < 0 || channel >= bank.channels() {
+            return Err(crate::Error::OutOfRange { what: "channel".into(), index: channel, bound: bank.channels() });
+        }
+        let u = d.matrix()?;
+        let row: Vec<usize> = Vec::<i64>::try_from(bank.top_negative_prototypes(&u, m)?.f_get(channel)?)?
+            .into_iter()
+            .map(|i| i as usize)
+            .collect();
+        let untrained = d.a_raw().f_abs()?.f_max()?.f_double_value(&[])? == 0.0;
+        let stage = if untrained { "before training (U = I)" } else { "after training" };
+        let title = format!("channel {channel}: {m} negative prototypes (lowest activation), {stage}, {} U", d.kind());
+        Ok(PrototypeGrid { title, tiles: self.tiles_of(&u, channel, &row, gray)? })
+    }
+
     /// The figure of explanation `e` of `image` `[3,H,W]` (normalised, as it was
     /// explained): a header (class, probability, logit check), then per channel
     /// the input boxed at the channel's peak and its prototypes, each boxed.

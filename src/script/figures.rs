@@ -21,6 +21,28 @@ fn gray_of(opts: &Map) -> Result<bool, Box<EvalAltResult>> {
     Ok(Visualization::from_config(&Section::at(&value, "visualization")?)?.gray)
 }
 
+/// Channel `channel`'s grid as `opts` asks: its top-m prototypes, or with
+/// `negative: true` its negative prototypes.
+fn grid_of(
+    bank: &crate::study::Study,
+    d: &super::disentangler::DisentanglerHandle,
+    channel: rhai::INT,
+    m: rhai::INT,
+    opts: &Map,
+) -> Result<crate::render::figures::PrototypeGrid, Box<EvalAltResult>> {
+    let gray = gray_of(opts)?;
+    let negative = match opts.get("negative") {
+        None => false,
+        Some(v) => v.as_bool().map_err(|t| format!("negative must be true or false, not {t}"))?,
+    };
+    let d = d.0.borrow();
+    Ok(if negative {
+        bank.negative_prototype_grid(&d, channel, m, gray)?
+    } else {
+        bank.prototype_grid(&d, channel, m, gray)?
+    })
+}
+
 /// The script functions for figures (see `epic doc`).
 #[export_module]
 pub mod api {
@@ -45,6 +67,8 @@ pub mod api {
 
     /// Saves channel `channel`'s top-m prototypes under U, each boxed at the
     /// channel's peak, as one row (the reference's Base_/Trained_prototypes files).
+    /// `opts`: `img_fn: "gray"`, and `negative: true` for the channel's negative
+    /// prototypes (the m images of lowest activation) instead.
     ///
     /// ```rhai
     /// save_prototype_grid(bank, d, 17, 5, "outputs/Trained_prototypes/channel_17_prototypes.jpg", #{});
@@ -58,7 +82,7 @@ pub mod api {
         path: &str,
         opts: Map,
     ) -> Result<(), Box<EvalAltResult>> {
-        let grid = bank.prototype_grid(&d.0.borrow(), channel, m, gray_of(&opts)?)?;
+        let grid = grid_of(&bank, &d, channel, m, &opts)?;
         Ok(grid.canvas()?.save(Path::new(path))?)
     }
 
@@ -76,7 +100,7 @@ pub mod api {
         m: INT,
         opts: Map,
     ) -> Result<PrototypeGrid, Box<EvalAltResult>> {
-        Ok(bank.prototype_grid(&d.0.borrow(), channel, m, gray_of(&opts)?)?)
+        grid_of(&bank, &d, channel, m, &opts)
     }
 
     /// Several channels' prototype grids as one value (one picture, a row per channel).
@@ -92,11 +116,10 @@ pub mod api {
         m: INT,
         opts: Map,
     ) -> Result<PrototypeGrids, Box<EvalAltResult>> {
-        let gray = gray_of(&opts)?;
         let mut grids = Vec::new();
         for c in channels {
             let c = c.as_int().map_err(|t| format!("prototype_grids: channels must be ints, got a {t}"))?;
-            grids.push(bank.prototype_grid(&d.0.borrow(), c, m, gray)?);
+            grids.push(grid_of(&bank, &d, c, m, &opts)?);
         }
         Ok(crate::render::PrototypeGrids(grids))
     }
@@ -125,13 +148,14 @@ pub mod api {
     }
 
     /// Plots a history written as a map (`#{ steps: [[m, purity], …], epochs: … }`,
-    /// as `load_json` reads a saved one back) to a PNG.
+    /// as `load_json` reads a saved one back) to a PNG, or an SVG when `path` ends in `.svg`.
     #[rhai_fn(name = "plot_purity", return_raw)]
     pub fn plot_purity_map(history: Map, title: &str, path: &str) -> Result<(), Box<EvalAltResult>> {
         plot_purity(super::super::disentangler::history_of(&history, "plot_purity")?, title, path)
     }
 
-    /// Histograms of per-prototype purity before and after training, to a PNG.
+    /// Histograms of per-prototype purity before and after training, to a PNG, or
+    /// an SVG when `path` ends in `.svg`.
     #[rhai_fn(return_raw)]
     pub fn plot_purity_histogram(
         before: Tensor,
@@ -175,10 +199,11 @@ pub mod api {
         purity_plot(super::super::disentangler::history_of(&history, "purity_plot")?, before, after, title)
     }
 
-    /// Writes the curve above the histogram to a .png.
+    /// Writes the curve above the histogram: SVG when `path` ends in `.svg`
+    /// (vector, for papers), else PNG or JPEG.
     #[rhai_fn(pure, name = "save", return_raw)]
     pub fn save_plot(p: &mut PurityPlot, path: &str) -> Result<(), Box<EvalAltResult>> {
-        Ok(p.canvas()?.save(Path::new(path))?)
+        Ok(p.save(Path::new(path))?)
     }
 
     /// Per-prototype purities before and after training (as `prototype_purities`
