@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
-    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={}", file!());
     let lib_dir = std::env::var_os("LIBTORCH")
         .map(|p| PathBuf::from(p).join("lib"))
         .or_else(|| std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from));
