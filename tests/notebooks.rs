@@ -182,7 +182,7 @@ fn base64_decodes_as_nbformat_writes_it() {
 }
 
 /// The notebook dylib that evcxr built for the executed notebooks keeps
-/// libtorch_cuda (epic-nb/build.rs), as the binary does (tests/toolchain.rs).
+/// libtorch_cuda (epic-nb runs ../build.rs), as the binary does (tests/toolchain.rs).
 #[test]
 #[ignore = "needs the notebooks' build of epic-nb: make notebooks"]
 fn the_notebook_dylib_keeps_libtorch_cuda_linked() {
