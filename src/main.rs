@@ -25,7 +25,8 @@ enum Command {
         script: PathBuf,
         /// `key=value` arguments; dotted keys nest (model.name=resnet50).
         args: Vec<String>,
-        /// Where tensors go: auto (CUDA when available), cpu, cuda, cuda:N.
+        /// Where tensors go: auto (CUDA when available), cpu, cuda, cuda:N; a list
+        /// (cuda:0,cuda:1) runs one backbone replica per device in extraction.
         #[arg(long, default_value = "auto")]
         device: String,
         /// A folder of Rhai modules for `import` (repeatable; also $EPIC_LIB).
@@ -373,6 +374,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { script, args, device, lib, sandbox, allow_read, allow_write, max_operations, shard } => {
+            // Several devices: one backbone replica on each; tensors live on the first.
+            let devices = epic::device::parse_devices(&device).context("--device")?;
+            if devices.len() > 1 {
+                epic::features::set_host_devices(devices);
+            }
+            let device = device.split(',').next().unwrap_or("auto").to_string();
             if let Some(s) = &shard {
                 epic::features::set_shard(Some(s.parse().context("--shard")?));
             }

@@ -164,3 +164,29 @@ fn the_memo_serves_exact_maps_within_its_bound() {
     eprintln!("f16 memo: max purity error {err:.2e}");
     assert!(err < 5e-3, "{err}");
 }
+
+/// Two CPU replicas (`dataloader.devices: [cpu, cpu]`, `--device cpu,cpu`): the
+/// code path of several GPUs, with batches alternating between the network and
+/// its copy. The bank equals one device's bit for bit, and the memo's maps too.
+#[test]
+fn two_replicas_make_the_bank_of_one() {
+    let net = lite0();
+    let ds = fashion(2); // 20 images in batches of 8: 3 batches, the second on the replica
+    let (one, _) = extract(&net, ds.clone(), &quiet(None)).unwrap();
+    let mut memo = FeatureMemo::new(64 << 20, false);
+    let two_devices = ExtractOptions { devices: vec![Device::Cpu, Device::Cpu], ..quiet(None) };
+    let (two, report) = epic::features::extract_into(&net, ds.clone(), &two_devices, Some(&mut memo)).unwrap();
+    assert_eq!(report.batches_run, 3);
+    assert!(one.sums.equal(&two.sums), "sums differ by {}", max_abs_diff(&one.sums, &two.sums));
+    assert!(one.predicted.equal(&two.predicted));
+    // Maps from the replica's batch (images 8..16) come from the memo, equal to a direct pass's.
+    assert_eq!(memo.len(), 20);
+    let loader = Loader::new(ds.clone(), net.preprocess(), 8);
+    let maps = memo.maps(&net, &loader, &[9, 10]).unwrap();
+    let direct = direct_maps(&net, &ds).narrow(0, 9, 2);
+    assert!(max_abs_diff(&maps, &direct) < 1e-4, "{}", max_abs_diff(&maps, &direct));
+    // A replica is a copy: same parameters, on its own tensors.
+    let copy = net.replica(Device::Cpu).unwrap();
+    assert_eq!(copy.parameter_shapes(), net.parameter_shapes());
+    assert!(copy.head_weight().equal(net.head_weight()));
+}

@@ -29,6 +29,12 @@ pub fn parse_device(name: &str) -> Result<Device> {
     Ok(device)
 }
 
+/// Parses a comma-separated list of devices (`cuda:0,cuda:1`, or `cpu,cpu` for
+/// two CPU replicas): each as [`parse_device`].
+pub fn parse_devices(names: &str) -> Result<Vec<Device>> {
+    names.split(',').map(parse_device).collect()
+}
+
 /// A short name for `device`: `cpu` or `cuda:N`.
 pub fn device_name(device: Device) -> String {
     match device {

@@ -85,6 +85,10 @@ pub struct ExtractOptions {
     pub memo_half: bool,
     /// No progress output (`quiet`).
     pub quiet: bool,
+    /// Devices to run one backbone replica each on (`dataloader.devices`, or
+    /// `--device cuda:0,cuda:1`); batches go to them in turn. Empty or one: the
+    /// network's own device alone.
+    pub devices: Vec<Device>,
     /// Only read the cache: missing chunks are an error ([`crate::Error::BankGone`])
     /// rather than a backbone pass (`epic explain`/`evaluate`/`report` on a finished run).
     pub cached_only: bool,
@@ -100,6 +104,7 @@ impl Default for ExtractOptions {
             memo_mib: 1024,
             memo_half: false,
             quiet: false,
+            devices: Vec::new(),
             cached_only: false,
         }
     }
@@ -123,6 +128,18 @@ impl ExtractOptions {
             memo_mib: dataloader.int_at_least(&["memo_mib"], d.memo_mib as i64, 0)? as usize,
             memo_half: dataloader.bool(&["memo_half"], d.memo_half)?,
             quiet: dataloader.bool(&["quiet"], d.quiet)?,
+            devices: match dataloader.get(&["devices"]) {
+                None | Some(serde_yaml::Value::Null) => Vec::new(),
+                Some(serde_yaml::Value::Sequence(v)) => v
+                    .iter()
+                    .map(|d| match d.as_str() {
+                        Some(s) => crate::device::parse_device(s),
+                        None => Err(dataloader.invalid("devices", "must be a list of device names, e.g. [cuda:0, cuda:1]")),
+                    })
+                    .collect::<crate::Result<Vec<_>>>()?,
+                Some(serde_yaml::Value::String(s)) => crate::device::parse_devices(s)?,
+                Some(_) => return Err(dataloader.invalid("devices", "must be a list of device names, e.g. [cuda:0, cuda:1]")),
+            },
             cached_only: false,
         })
     }
@@ -282,7 +299,14 @@ pub fn extract_into(
         let mut progress = Progress::new("extract", todo as u64, options.quiet);
         let batch_size = options.batch_size.for_network(net);
         let loader = Loader::new(dataset.clone(), net.preprocess(), batch_size);
-        let mut fitting = super::ShrinkingBatch::new(batch_size);
+        let devices = if options.devices.is_empty() { super::host_devices() } else { options.devices.clone() };
+        let mut replicas = Vec::new();
+        for &d in devices.iter().skip(1) {
+            replicas.push(net.replica(d)?);
+        }
+        let mut nets: Vec<&Network> = vec![net];
+        nets.extend(replicas.iter());
+        let mut fitting: Vec<super::ShrinkingBatch> = nets.iter().map(|_| super::ShrinkingBatch::new(batch_size)).collect();
         let mut pending = missing;
         let mut waited = false;
         while !pending.is_empty() {
@@ -310,7 +334,7 @@ pub fn extract_into(
                 }
                 let done = chunks.iter().filter(|c| c.is_some()).count();
                 let c = compute_chunk(
-                    net,
+                    &nets,
                     &loader,
                     &mut fitting,
                     start..start + len as usize,
@@ -416,9 +440,9 @@ fn resume_hint(folder: Option<&Path>, done: usize, total: usize) -> String {
 /// The chunk of images `range`: backbone sums, predictions, labels, validity.
 /// Maps go to `memo` while it has room; failed images are warned about.
 fn compute_chunk(
-    net: &Network,
+    nets: &[&Network],
     loader: &Loader,
-    fitting: &mut super::ShrinkingBatch,
+    fitting: &mut [super::ShrinkingBatch],
     range: std::ops::Range<usize>,
     memo: &mut Option<&mut FeatureMemo>,
     report: &mut ExtractReport,
@@ -426,33 +450,45 @@ fn compute_chunk(
 ) -> Result<Chunk> {
     let (mut sums, mut labels, mut predicted, mut valid) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut map_hw = (0, 0);
-    for batch in loader.batches(range) {
+    let primary = nets[0].device();
+    let mut batches = loader.batches(range).peekable();
+    while batches.peek().is_some() {
         if crate::interrupt::requested() {
             return Err(crate::Error::Interrupted { what: "extraction".into(), resume: String::new() });
         }
-        let batch = batch?;
-        let z = fitting.features(net, &batch.images)?;
-        map_hw = (z.size()[2], z.size()[3]);
-        if let Some(memo) = memo.as_deref_mut() {
-            let failed: Vec<usize> = batch.failed.iter().map(|(i, _)| *i).collect();
-            for (k, i) in batch.range.clone().enumerate() {
-                if !failed.contains(&i) && !memo.offer(i, &z.f_get(k as i64)?)? {
-                    break;
+        // One batch per replica, all launched before any result is read back, so
+        // that several GPUs work at once; batch r of a round goes to replica r.
+        let mut round = Vec::new();
+        for (r, net) in nets.iter().enumerate() {
+            let Some(batch) = batches.next() else { break };
+            let batch = batch?;
+            let z = fitting[r].features(net, &batch.images)?;
+            round.push((r, batch, z));
+        }
+        for (r, batch, z) in round {
+            let net = nets[r];
+            map_hw = (z.size()[2], z.size()[3]);
+            if let Some(memo) = memo.as_deref_mut() {
+                let failed: Vec<usize> = batch.failed.iter().map(|(i, _)| *i).collect();
+                for (k, i) in batch.range.clone().enumerate() {
+                    if !failed.contains(&i) && !memo.offer(i, &z.f_get(k as i64)?.f_to_device(primary)?)? {
+                        break;
+                    }
                 }
             }
+            sums.push(crate::features::channel_activation(&z)?.f_to_device(Device::Cpu)?);
+            predicted.push(net.head_logits(&z)?.f_argmax(1, false)?.f_to_device(Device::Cpu)?);
+            labels.push(batch.labels.shallow_clone());
+            let mut ok = vec![true; batch.range.len()];
+            for (idx, msg) in &batch.failed {
+                ok[idx - batch.range.start] = false;
+                crate::progress::warning(msg);
+                report.failed.push((*idx, msg.clone()));
+            }
+            valid.push(Tensor::f_from_slice(&ok)?);
+            report.batches_run += 1;
+            progress.inc(batch.range.len() as u64);
         }
-        sums.push(crate::features::channel_activation(&z)?.f_to_device(Device::Cpu)?);
-        predicted.push(net.head_logits(&z)?.f_argmax(1, false)?.f_to_device(Device::Cpu)?);
-        labels.push(batch.labels.shallow_clone());
-        let mut ok = vec![true; batch.range.len()];
-        for (idx, msg) in &batch.failed {
-            ok[idx - batch.range.start] = false;
-            crate::progress::warning(msg);
-            report.failed.push((*idx, msg.clone()));
-        }
-        valid.push(Tensor::f_from_slice(&ok)?);
-        report.batches_run += 1;
-        progress.inc(batch.range.len() as u64);
     }
     let mut c = Chunk {
         sums: Tensor::f_cat(&sums, 0)?,

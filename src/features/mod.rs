@@ -10,12 +10,14 @@
 //! prototypes.
 mod bank;
 mod cache;
+mod devices;
 mod memo;
 mod pass;
 mod shard;
 mod shrink;
 
 pub use bank::{cache_key, extract, extract_into, Bank, BatchSize, ExtractOptions, ExtractReport};
+pub use devices::{host_devices, set_host_devices};
 pub use memo::FeatureMemo;
 pub use pass::{backbone_throughput, decode_pass, forward_pass, PassReport};
 pub use shard::{bank_status, set_shard, shard, shard_done, BankLayout, BankStatus, Shard};

@@ -360,6 +360,43 @@ impl Backbone for Scripted {
 }
 
 impl Network {
+    /// A copy of this network on `device`: the same architecture, weights, head,
+    /// transform, precision and class names, for one replica per device of a
+    /// multi-device extraction. A TorchScript backbone lives on the device it was
+    /// loaded on and cannot be copied: load it once per device instead.
+    pub fn replica(&self, device: Device) -> Result<Network> {
+        if self.external.is_some() {
+            return Err(Error::Invalid {
+                model: self.name.clone(),
+                why: "a TorchScript backbone cannot be copied to another device; use one device".into(),
+            });
+        }
+        let mut r = Network::new(&self.name, 1, device)?;
+        let head = format!("{}.", self.head_prefix);
+        {
+            let _guard = tch::no_grad_guard();
+            for (name, t) in r.params.iter_mut() {
+                if name.starts_with(&head) {
+                    continue;
+                }
+                let source = self.params.get(name).ok_or_else(|| Error::Invalid {
+                    model: self.name.clone(),
+                    why: format!("no parameter {name} to copy to {device:?}"),
+                })?;
+                t.f_copy_(&source.f_to_kind(Kind::Float)?.f_to_device(device)?)?;
+            }
+        }
+        let mut r = r.with_head(&self.head.weight, &self.head.bias)?;
+        r.preprocess = self.preprocess;
+        r.rename = self.rename;
+        r.derived = self.derived;
+        r.class_names = self.class_names.clone();
+        if self.precision != Kind::Float {
+            r.set_precision(self.precision)?;
+        }
+        Ok(r)
+    }
+
     /// The same backbone (shared) with another linear head: `weight` `[K,C]`,
     /// `bias` `[K]`. For a head fitted on a bank ([`crate::explain::fit_head`]) or
     /// a probe of a new data set.
