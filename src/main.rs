@@ -335,9 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opened = epic::explain::Run::open(&run, device, false)?;
             let e = opened.evaluate(prototypes, seed, false)?;
             println!("{}", e.table());
-            let text = serde_json::to_string_pretty(&e)?;
-            epic::io::atomic::write_bytes_atomic(&run.join("evaluation.json"), text.as_bytes())?;
-            println!("wrote {}", run.join("evaluation.json").display());
+            println!("wrote {}", e.save(&run)?.display());
             if !e.disagreements.is_empty() {
                 eprintln!("{} image(s) where the heads disagree:", e.disagreements.len());
                 for d in &e.disagreements {

@@ -28,6 +28,22 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `epic explain RUN WHAT… --device cpu --channels 3 --prototypes 2 --out OUT`, succeeding.
+fn explain(run: &str, what: &[&str], out: &Path) {
+    let mut args = vec!["explain", run];
+    args.extend_from_slice(what);
+    args.extend(["--device", "cpu", "--channels", "3", "--prototypes", "2", "--out", out.to_str().unwrap()]);
+    let o = epic(&args);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The run's network on an image file, through its own transform: logits `[K]`, f64.
+fn logits_of(net: &epic::model::Network, path: &str) -> tch::Tensor {
+    let img = epic::data::image::load_rgb(Path::new(path)).unwrap();
+    let x = epic::data::transform::preprocess(&img, &net.preprocess()).unwrap();
+    net.logits(&x.unsqueeze(0)).unwrap().get(0).to_kind(Kind::Double)
+}
+
 fn photo(name: &str) -> String {
     fixture(&format!("efficientnet_lite0/photos/{name}")).display().to_string()
 }
@@ -42,21 +58,7 @@ fn a_finished_run_explains_contrasts_shows_a_class_and_evaluates_itself() {
 
     // 1. Explain two photos: one figure each, explanations.json naming the prototypes' files.
     let out = dir.path().join("explain");
-    let o = epic(&[
-        "explain",
-        &run_s,
-        &photo("chelsea.png"),
-        &photo("coffee.png"),
-        "--device",
-        "cpu",
-        "--channels",
-        "3",
-        "--prototypes",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    explain(&run_s, &[&photo("chelsea.png"), &photo("coffee.png")], &out);
     let doc = read_json(&out.join("explanations.json"));
     let images = doc["images"].as_array().unwrap();
     assert_eq!(images.len(), 2);
@@ -68,36 +70,16 @@ fn a_finished_run_explains_contrasts_shows_a_class_and_evaluates_itself() {
         assert_eq!(protos.as_array().unwrap().len(), 2);
         assert!(protos[0]["source"].as_str().unwrap().starts_with("fashion-mnist train #"), "{protos}");
         // The predicted class and probability, against a full forward pass of the run's network.
-        let x = epic::data::transform::preprocess(
-            &epic::data::image::load_rgb(Path::new(e["image"].as_str().unwrap())).unwrap(),
-            &net.preprocess(),
-        )
-        .unwrap();
-        let p = net.logits(&x.unsqueeze(0)).unwrap().softmax(1, Kind::Double);
-        let class = p.argmax(1, false).int64_value(&[0]);
+        let p = logits_of(net, e["image"].as_str().unwrap()).softmax(0, Kind::Double);
+        let class = p.argmax(0, false).int64_value(&[]);
         assert_eq!(e["predicted"]["class"].as_i64(), Some(class));
-        assert!((e["predicted"]["probability"].as_f64().unwrap() - p.double_value(&[0, class])).abs() < 1e-5);
+        assert!((e["predicted"]["probability"].as_f64().unwrap() - p.double_value(&[class])).abs() < 1e-5);
     }
 
     // 2. Why A, not B: the shown terms, the other channels and the bias add up to the margin,
     //    which is the top-2 logit difference of a full forward pass.
     let out = dir.path().join("contrast");
-    let o = epic(&[
-        "explain",
-        &run_s,
-        &photo("rocket.jpg"),
-        "--classes",
-        "2",
-        "--device",
-        "cpu",
-        "--channels",
-        "3",
-        "--prototypes",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    explain(&run_s, &[&photo("rocket.jpg"), "--classes", "2"], &out);
     let c = &read_json(&out.join("explanations.json"))["images"][0]["contrast"];
     let terms: f64 = c["sides"]
         .as_array()
@@ -110,12 +92,7 @@ fn a_finished_run_explains_contrasts_shows_a_class_and_evaluates_itself() {
     assert!((terms - c["shown"].as_f64().unwrap()).abs() < 1e-9);
     let sum = terms + c["other_channels"].as_f64().unwrap() + c["bias"].as_f64().unwrap();
     assert!((sum - margin).abs() < 1e-4, "{sum} vs {margin}");
-    let x = epic::data::transform::preprocess(
-        &epic::data::image::load_rgb(Path::new(&photo("rocket.jpg"))).unwrap(),
-        &net.preprocess(),
-    )
-    .unwrap();
-    let logits = net.logits(&x.unsqueeze(0)).unwrap().get(0).to_kind(Kind::Double);
+    let logits = logits_of(net, &photo("rocket.jpg"));
     let (top, idx) = logits.topk(2, 0, true, true);
     assert!((top.double_value(&[0]) - top.double_value(&[1]) - margin).abs() < 1e-4);
     assert_eq!(c["sides"][0]["class"].as_i64(), Some(idx.int64_value(&[0])));
@@ -129,22 +106,7 @@ fn a_finished_run_explains_contrasts_shows_a_class_and_evaluates_itself() {
     // 3. A class view by name: its channels are the brute-force top-3 of the mean
     //    contribution A′[y,c]·ReLU(v_c) over the class's training images.
     let out = dir.path().join("class");
-    let o = epic(&[
-        "explain",
-        &run_s,
-        "--class",
-        "sneaker",
-        "--negative",
-        "--device",
-        "cpu",
-        "--channels",
-        "3",
-        "--prototypes",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    explain(&run_s, &["--class", "sneaker", "--negative"], &out);
     let v = read_json(&out.join("class_7.json"));
     assert_eq!(v["name"], "Sneaker");
     let bank = opened.study.bank();

@@ -7,7 +7,6 @@
 //! training image (Σ_hw U z = U Σ_hw z), so a class view needs no backbone pass.
 use super::explanation::rotated_head;
 use crate::disentangle::Disentangler;
-use crate::features::rotate_sums;
 use crate::study::Study;
 use tch::{Kind, Tensor};
 
@@ -44,8 +43,7 @@ impl Study {
             return Err(crate::Error::OutOfRange { what: "class".into(), index: class, bound: n_classes });
         }
         let (u, weight) = rotated_head(self, d, bank.sums.device())?;
-        let (h, w) = bank.map_size;
-        let v = rotate_sums(&bank.sums, &u)?.f_div_scalar((h * w).max(1) as f64)?.f_to_kind(Kind::Double)?;
+        let v = bank.pooled(Some(&u))?.f_to_kind(Kind::Double)?;
         let mine = bank.labels.f_eq(class)?.f_logical_and(&bank.valid)?;
         let rows = mine.f_nonzero()?.f_reshape([-1])?;
         let images = rows.size()[0] as usize;

@@ -196,6 +196,15 @@ impl Run {
 }
 
 impl Evaluation {
+    /// Writes `run_dir/evaluation.json` (atomically), which `epic report` shows.
+    pub fn save(&self, run_dir: &std::path::Path) -> crate::Result<std::path::PathBuf> {
+        let path = run_dir.join("evaluation.json");
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| crate::Error::invalid("evaluation.json", e.to_string()))?;
+        crate::io::atomic::write_bytes_atomic(&path, text.as_bytes())?;
+        Ok(path)
+    }
+
     /// The small table `epic evaluate` prints.
     pub fn table(&self) -> String {
         let pct = |x: f64| format!("{:.1} %", 100.0 * x);

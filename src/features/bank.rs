@@ -110,6 +110,19 @@ impl Default for ExtractOptions {
     }
 }
 
+/// `dataloader.devices`: a list of device names, or one comma-separated string.
+fn devices_of(dataloader: &crate::config::Section) -> crate::Result<Vec<Device>> {
+    let bad = || dataloader.invalid("devices", "must be a list of device names, e.g. [cuda:0, cuda:1]");
+    match dataloader.get(&["devices"]) {
+        None | Some(serde_yaml::Value::Null) => Ok(Vec::new()),
+        Some(serde_yaml::Value::String(s)) => crate::device::parse_devices(s),
+        Some(serde_yaml::Value::Sequence(v)) => {
+            v.iter().map(|d| d.as_str().ok_or_else(bad).and_then(crate::device::parse_device)).collect()
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
 impl ExtractOptions {
     /// The options a `dataloader` section gives (`batch_size`, an int or `auto`;
     /// `chunk`, `cache`, `memo_mib`, `memo_half`, `quiet`); other keys, such as
@@ -128,18 +141,7 @@ impl ExtractOptions {
             memo_mib: dataloader.int_at_least(&["memo_mib"], d.memo_mib as i64, 0)? as usize,
             memo_half: dataloader.bool(&["memo_half"], d.memo_half)?,
             quiet: dataloader.bool(&["quiet"], d.quiet)?,
-            devices: match dataloader.get(&["devices"]) {
-                None | Some(serde_yaml::Value::Null) => Vec::new(),
-                Some(serde_yaml::Value::Sequence(v)) => v
-                    .iter()
-                    .map(|d| match d.as_str() {
-                        Some(s) => crate::device::parse_device(s),
-                        None => Err(dataloader.invalid("devices", "must be a list of device names, e.g. [cuda:0, cuda:1]")),
-                    })
-                    .collect::<crate::Result<Vec<_>>>()?,
-                Some(serde_yaml::Value::String(s)) => crate::device::parse_devices(s)?,
-                Some(_) => return Err(dataloader.invalid("devices", "must be a list of device names, e.g. [cuda:0, cuda:1]")),
-            },
+            devices: devices_of(dataloader)?,
             cached_only: false,
         })
     }
@@ -306,7 +308,8 @@ pub fn extract_into(
         }
         let mut nets: Vec<&Network> = vec![net];
         nets.extend(replicas.iter());
-        let mut fitting: Vec<super::ShrinkingBatch> = nets.iter().map(|_| super::ShrinkingBatch::new(batch_size)).collect();
+        let mut fitting: Vec<super::ShrinkingBatch> =
+            nets.iter().map(|_| super::ShrinkingBatch::new(batch_size)).collect();
         let mut pending = missing;
         let mut waited = false;
         while !pending.is_empty() {
@@ -546,6 +549,13 @@ impl Bank {
             None => Ok(self.sums.shallow_clone()),
             Some(u) => crate::features::rotate_sums(&self.sums, &u.f_to_device(Device::Cpu)?),
         }
+    }
+
+    /// avgpool(U·Z) of every image from its sums alone, `[N,C]`: `activations(u)`/(h·w)
+    /// (Σ_hw U z = U Σ_hw z).
+    pub fn pooled(&self, u: Option<&Tensor>) -> crate::Result<Tensor> {
+        let (h, w) = self.map_size;
+        Ok(self.activations(u)?.f_div_scalar((h * w).max(1) as f64)?)
     }
 
     /// Logits from the bank alone: A·sums/(h·w) + b, `weight` `[K,C]`, `bias` `[K]` → `[N,K]`.

@@ -109,30 +109,18 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn adam_step_seconds(ctx: NativeCallContext, opts: Map) -> Result<Map, Box<EvalAltResult>> {
-        let int = |key: &str, default: INT| -> Result<i64, Box<EvalAltResult>> {
-            match opts.get(key) {
-                None => Ok(default),
-                Some(v) => v.as_int().map_err(|t| format!("adam_step_seconds: {key} must be an int, not {t}").into()),
-            }
-        };
-        let text = |key: &str, default: &str| -> Result<String, Box<EvalAltResult>> {
-            match opts.get(key) {
-                None => Ok(default.to_string()),
-                Some(v) => v
-                    .clone()
-                    .into_string()
-                    .map_err(|t| format!("adam_step_seconds: {key} must be a string, not {t}").into()),
-            }
-        };
-        let kind: crate::disentangle::MatrixKind = text("kind", "orthogonal")?.parse()?;
-        let how: crate::disentangle::Gradient = text("gradient", "fast")?.parse()?;
+        let value = crate::script::options(&opts);
+        let opts = crate::config::Section::at(&value, "adam_step_seconds")?;
+        let kind: crate::disentangle::MatrixKind =
+            opts.string(&["kind"])?.unwrap_or_else(|| "orthogonal".into()).parse()?;
+        let how: crate::disentangle::Gradient = opts.string(&["gradient"])?.unwrap_or_else(|| "fast".into()).parse()?;
         let shape = crate::disentangle::StepShape {
-            channels: int("channels", 512)?,
-            images: int("images", 512)?,
-            map: int("map", 7)?,
-            pairs: int("pairs", 4096)?,
+            channels: opts.int(&["channels"], 512)?,
+            images: opts.int(&["images"], 512)?,
+            map: opts.int(&["map"], 7)?,
+            pairs: opts.int(&["pairs"], 4096)?,
         };
-        let reps = int("reps", 3)?.max(1) as usize;
+        let reps = opts.int(&["reps"], 3)?.max(1) as usize;
         let device = crate::script::host_device(&ctx);
         let (seconds, loss) = crate::disentangle::adam_step_seconds(kind, how, shape, device, reps)?;
         let mut out = Map::new();

@@ -2,28 +2,22 @@
 //! do, from a script or a notebook cell. Each opens the run folder (its
 //! `.epic/run.json`, head, U file and cached bank) on the host's device.
 use super::tensor::json_to_dynamic;
+use crate::config::Section;
 use crate::explain::Run;
 use crate::render::explain_run::{class_view_files, explain_images, resolve_class, ExplainRequest};
 use rhai::plugin::*;
-use rhai::{Array, Map, INT};
+use rhai::{Array, Map};
 use std::path::{Path, PathBuf};
 
-fn request(opts: &Map) -> Result<(ExplainRequest, Option<PathBuf>), Box<EvalAltResult>> {
-    let int = |key: &str, default: INT| -> Result<i64, Box<EvalAltResult>> {
-        match opts.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_int().map_err(|t| format!("{key} must be an int, not {t}").into()),
-        }
-    };
+fn request(opts: &Section) -> Result<(ExplainRequest, Option<PathBuf>), Box<EvalAltResult>> {
     let d = ExplainRequest::default();
     let r = ExplainRequest {
-        classes: int("classes", d.classes)?,
-        channels: int("channels", d.channels)?,
-        prototypes: int("prototypes", d.prototypes)?,
-        gray: opts.get("gray").and_then(|v| v.as_bool().ok()).unwrap_or(false),
+        classes: opts.int(&["classes"], d.classes)?,
+        channels: opts.int(&["channels"], d.channels)?,
+        prototypes: opts.int(&["prototypes"], d.prototypes)?,
+        gray: opts.bool(&["gray"], d.gray)?,
     };
-    let out = opts.get("out").map(|v| PathBuf::from(v.to_string()));
-    Ok((r, out))
+    Ok((r, opts.string(&["out"])?.map(PathBuf::from)))
 }
 
 fn open(ctx: &NativeCallContext, dir: &str) -> Result<Run, Box<EvalAltResult>> {
@@ -57,7 +51,8 @@ pub mod api {
         images: Array,
         opts: Map,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let (r, out) = request(&opts)?;
+        let value = crate::script::options(&opts);
+        let (r, out) = request(&Section::at(&value, "explain_images")?)?;
         let run = open(&ctx, dir)?;
         let out = out_dir(dir, out)?;
         let paths: Vec<PathBuf> = images.iter().map(|v| PathBuf::from(v.to_string())).collect();
@@ -79,8 +74,10 @@ pub mod api {
         class: &str,
         opts: Map,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let value = crate::script::options(&opts);
+        let opts = Section::at(&value, "class_view")?;
         let (r, out) = request(&opts)?;
-        let negative = opts.get("negative").and_then(|v| v.as_bool().ok()).unwrap_or(false);
+        let negative = opts.bool(&["negative"], false)?;
         let run = open(&ctx, dir)?;
         let index = resolve_class(class, &run.study.class_names())?;
         let out = out_dir(dir, out)?;
@@ -98,11 +95,12 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn write_report(ctx: NativeCallContext, dir: &str, opts: Map) -> Result<String, Box<EvalAltResult>> {
         let d = crate::render::report::ReportOptions::default();
-        let get = |key: &str, default: i64| opts.get(key).and_then(|v| v.as_int().ok()).unwrap_or(default);
+        let value = crate::script::options(&opts);
+        let opts = Section::at(&value, "write_report")?;
         let options = crate::render::report::ReportOptions {
-            per_page: get("per_page", d.per_page as i64).max(1) as usize,
-            explanations: get("explanations", d.explanations as i64).max(0) as usize,
-            prototypes: get("prototypes", d.prototypes).max(1),
+            per_page: opts.int(&["per_page"], d.per_page as i64)?.max(1) as usize,
+            explanations: opts.int(&["explanations"], d.explanations as i64)?.max(0) as usize,
+            prototypes: opts.int(&["prototypes"], d.prototypes)?.max(1),
             ..d
         };
         let r = crate::render::report::write_report(&open(&ctx, dir)?, &options)?;
@@ -111,7 +109,8 @@ pub mod api {
 
     /// Evaluates the run in `dir` on its held-out images, as `epic evaluate`:
     /// accuracy of both heads and their agreement, deletion faithfulness,
-    /// prototype consistency, coverage. `opts`: `prototypes` (5), `seed` (0).
+    /// prototype consistency, coverage, written to `dir/evaluation.json` and
+    /// returned. `opts`: `prototypes` (5), `seed` (0).
     ///
     /// ```rhai
     /// let e = evaluate_run("outputs/demo", #{});
@@ -119,9 +118,11 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn evaluate_run(ctx: NativeCallContext, dir: &str, opts: Map) -> Result<Dynamic, Box<EvalAltResult>> {
-        let m = opts.get("prototypes").and_then(|v| v.as_int().ok()).unwrap_or(5);
-        let seed = opts.get("seed").and_then(|v| v.as_int().ok()).unwrap_or(0);
-        let e = open(&ctx, dir)?.evaluate(m, seed, true)?;
+        let value = crate::script::options(&opts);
+        let opts = Section::at(&value, "evaluate_run")?;
+        let run = open(&ctx, dir)?;
+        let e = run.evaluate(opts.int(&["prototypes"], 5)?, opts.int(&["seed"], 0)?, true)?;
+        e.save(&run.dir)?;
         let value = serde_json::to_value(&e).map_err(|e| e.to_string())?;
         Ok(json_to_dynamic(value))
     }

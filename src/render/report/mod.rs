@@ -97,8 +97,7 @@ fn class_usage(run: &Run) -> crate::Result<Tensor> {
     let study = &run.study;
     let bank = study.bank();
     let (u, weight) = crate::explain::explanation::rotated_head(study, &run.disentangler, bank.sums.device())?;
-    let (h, w) = bank.map_size;
-    let v = crate::features::rotate_sums(&bank.sums, &u)?.f_div_scalar((h * w).max(1) as f64)?.f_relu()?;
+    let v = bank.pooled(Some(&u))?.f_relu()?;
     let k = weight.size()[0];
     let valid = bank.valid.f_to_kind(Kind::Float)?.f_unsqueeze(1)?;
     let onehot = bank.labels.f_one_hot(k)?.f_to_kind(Kind::Float)?.f_mul(&valid)?;
