@@ -1,4 +1,14 @@
-//! Plain-text tables for the terminal and logs.
+//! Plain-text tables and sizes for the terminal and logs.
+
+/// A byte count as people read it: `812 KiB`, `12.3 MiB`, `4.20 GiB`.
+pub fn mib(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..=1_048_575 => format!("{:.0} KiB", b / 1024.0),
+        1_048_576..=1_073_741_823 => format!("{:.1} MiB", b / 1_048_576.0),
+        _ => format!("{:.2} GiB", b / 1_073_741_824.0),
+    }
+}
 
 /// Formats rows as an aligned Markdown-style table under `header`.
 ///
@@ -42,6 +52,13 @@ pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> crate::Result<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_read_in_the_unit_that_fits() {
+        assert_eq!(super::mib(3 << 10), "3 KiB");
+        assert_eq!(super::mib(12_900_000), "12.3 MiB");
+        assert_eq!(super::mib(4_509_715_660), "4.20 GiB");
+    }
+
     #[test]
     fn columns_align_to_the_widest_cell() {
         let h = vec!["name".to_string(), "x".to_string()];

@@ -46,7 +46,7 @@ fn prototypes_from_the_bank_equal_a_direct_pass_under_any_u() {
     // Chunks of 12 in batches of 8: 8+4, 8+4, 8+4, then 4: seven batches.
     assert_eq!(report.batches_run, 7);
     let z = direct_maps(&net, &ds);
-    assert!(max_abs_diff(&bank.sums, &channel_activation(&z).unwrap()) < 1e-3);
+    assert!(max_abs_diff(&bank.sums().unwrap(), &channel_activation(&z).unwrap()) < 1e-3);
     assert_eq!(ints(&bank.labels), (0..40).map(|i| ds.label(i)).collect::<Vec<_>>());
     // The bank's logits are the network's.
     let logits = net.head_logits(&z).unwrap();
@@ -73,7 +73,7 @@ fn a_second_run_reuses_the_cache_and_a_broken_one_resumes() {
     assert_eq!((r1.chunks_computed, r1.chunks_reused), (3, 0));
     let (second, r2) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
     assert_eq!((r2.batches_run, r2.chunks_reused, r2.chunks_computed), (0, 3, 0));
-    assert!(first.sums.equal(&second.sums) && first.predicted.equal(&second.predicted));
+    assert!(first.sums().unwrap().equal(&second.sums().unwrap()) && first.predicted.equal(&second.predicted));
 
     // An interrupted run: the middle chunk never completed (only a stray temp file).
     let folder = r2.folder.unwrap();
@@ -82,12 +82,12 @@ fn a_second_run_reuses_the_cache_and_a_broken_one_resumes() {
     std::fs::write(folder.join(".chunk_000000012.safetensors.999.tmp"), b"half a chunk").unwrap();
     let (third, r3) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
     assert_eq!((r3.chunks_reused, r3.chunks_computed, r3.batches_run), (2, 1, 2));
-    assert!(first.sums.equal(&third.sums) && first.labels.equal(&third.labels));
+    assert!(first.sums().unwrap().equal(&third.sums().unwrap()) && first.labels.equal(&third.labels));
     // A corrupt chunk is recomputed, not trusted.
     std::fs::write(&middle, b"garbage").unwrap();
     let (fourth, r4) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
     assert_eq!(r4.chunks_computed, 1);
-    assert!(first.sums.equal(&fourth.sums));
+    assert!(first.sums().unwrap().equal(&fourth.sums().unwrap()));
 
     // A chunk whose tensors have the wrong shapes is recomputed, not trusted.
     let bad = epic::io::load_tensors(&middle).unwrap();
@@ -99,7 +99,7 @@ fn a_second_run_reuses_the_cache_and_a_broken_one_resumes() {
     epic::io::save_tensors(&refs, &middle).unwrap();
     let (fifth, r6) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
     assert_eq!(r6.chunks_computed, 1);
-    assert!(first.sums.equal(&fifth.sums));
+    assert!(first.sums().unwrap().equal(&fifth.sums().unwrap()));
 
     // Another transform is another bank.
     let mut other = lite0();
@@ -177,7 +177,11 @@ fn two_replicas_make_the_bank_of_one() {
     let two_devices = ExtractOptions { devices: vec![Device::Cpu, Device::Cpu], ..quiet(None) };
     let (two, report) = epic::features::extract_into(&net, ds.clone(), &two_devices, Some(&mut memo)).unwrap();
     assert_eq!(report.batches_run, 3);
-    assert!(one.sums.equal(&two.sums), "sums differ by {}", max_abs_diff(&one.sums, &two.sums));
+    assert!(
+        one.sums().unwrap().equal(&two.sums().unwrap()),
+        "sums differ by {}",
+        max_abs_diff(&one.sums().unwrap(), &two.sums().unwrap())
+    );
     assert!(one.predicted.equal(&two.predicted));
     // Maps from the replica's batch (images 8..16) come from the memo, equal to a direct pass's.
     assert_eq!(memo.len(), 20);
@@ -189,4 +193,46 @@ fn two_replicas_make_the_bank_of_one() {
     let copy = net.replica(Device::Cpu).unwrap();
     assert_eq!(copy.parameter_shapes(), net.parameter_shapes());
     assert!(copy.head_weight().equal(net.head_weight()));
+}
+
+/// A bank above `dataloader.bank_mib` keeps its sums in the cache's chunks and
+/// streams them: prototypes (positive and negative, under U of several sizes),
+/// logits, activations and the sums themselves equal the bank held in memory,
+/// bit for bit. A chunk removed afterwards is an error naming its file.
+#[test]
+fn a_bank_above_its_bound_stays_on_disk_and_equals_the_bank_in_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = lite0();
+    let ds = fashion(4); // 40 images in chunks of 12: 12, 12, 12, 4
+    let (held, _) = extract(&net, ds.clone(), &quiet(Some(tmp.path()))).unwrap();
+    let disk_options = ExtractOptions { bank_mib: Some(0), ..quiet(Some(tmp.path())) };
+    let (disk, report) = extract(&net, ds.clone(), &disk_options).unwrap();
+    assert!(disk.on_disk() && !held.on_disk());
+    assert_eq!((report.batches_run, report.chunks_reused), (0, 4));
+    assert_eq!((disk.len(), disk.channels()), (40, 1280));
+    assert!(disk.sums().unwrap().equal(&held.sums().unwrap()));
+    let (w, b) = (net.head_weight(), net.head_bias());
+    assert!(disk.logits(w, b).unwrap().equal(&held.logits(w, b).unwrap()));
+    for (scale, m) in [(0.0, 5), (0.01, 40), (0.05, 7)] {
+        let u = epic::disentangle::orthogonal_matrix(&(randn(&[1280, 1280], 9) * scale)).unwrap();
+        assert!(disk.activations(Some(&u)).unwrap().equal(&held.activations(Some(&u)).unwrap()), "scale {scale}");
+        let (d, h) = (disk.top_prototypes(Some(&u), m).unwrap(), held.top_prototypes(Some(&u), m).unwrap());
+        assert_eq!(ints(&d), ints(&h), "scale {scale}, m {m}");
+        let (d, h) = (disk.top_negative_prototypes(&u, m).unwrap(), held.top_negative_prototypes(&u, m).unwrap());
+        assert_eq!(ints(&d), ints(&h), "negative, scale {scale}, m {m}");
+    }
+    // Opened from the folder alone, without the network, it is the same bank.
+    let folder = report.folder.unwrap();
+    let opened = epic::features::Bank::open(&folder, Some(0)).unwrap();
+    assert!(opened.on_disk());
+    assert_eq!(ints(&opened.top_prototypes(None, 9).unwrap()), ints(&held.top_prototypes(None, 9).unwrap()));
+    assert!(opened.predicted.equal(&held.predicted) && opened.labels.equal(&held.labels));
+    // Without a cache a bank cannot stay on disk: the error names the key.
+    let err = extract(&net, ds.clone(), &ExtractOptions { bank_mib: Some(0), ..quiet(None) }).unwrap_err();
+    assert!(err.to_string().contains("dataloader.bank_mib") && err.to_string().contains("dataloader.cache"), "{err}");
+    // A chunk gone after the bank was read.
+    let third = folder.join("chunk_000000024.safetensors");
+    std::fs::remove_file(&third).unwrap();
+    let err = disk.top_prototypes(None, 3).unwrap_err().to_string();
+    assert!(err.contains("chunk_000000024.safetensors") && err.contains("run again"), "{err}");
 }

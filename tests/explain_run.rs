@@ -112,7 +112,7 @@ fn a_finished_run_explains_contrasts_shows_a_class_and_evaluates_itself() {
     let bank = opened.study.bank();
     let u = opened.disentangler.matrix().unwrap().to_kind(Kind::Double);
     let (h, w) = bank.map_size;
-    let pooled = bank.sums.to_kind(Kind::Double) / (h * w) as f64;
+    let pooled = bank.sums().unwrap().to_kind(Kind::Double) / (h * w) as f64;
     let rotated = pooled.matmul(&u.tr());
     let a_mod = net.head_weight().to_kind(Kind::Double).matmul(&u.tr()); // orthogonal: U⁻¹ = Uᵀ
     let rows = bank.labels.eq(7).nonzero().reshape([-1]);

@@ -92,7 +92,7 @@ fn the_same_seed_gives_the_same_u_bit_for_bit() {
     let bank = std::rc::Rc::new(bank);
     let run = |seed| {
         let fresh = epic::features::Bank::new(
-            bank.sums.shallow_clone(),
+            bank.sums().unwrap(),
             bank.labels.shallow_clone(),
             bank.predicted.shallow_clone(),
             bank.valid.shallow_clone(),
@@ -108,4 +108,41 @@ fn the_same_seed_gives_the_same_u_bit_for_bit() {
     assert!(a1.equal(&a2) && h1 == h2, "same seed, different result");
     let (a3, _) = run(8);
     assert!(!a1.equal(&a3), "another seed shuffles differently");
+}
+
+/// A bank kept on disk (`dataloader.bank_mib` below its size) with a memo that
+/// holds nothing: every selection streams the chunks, and each step's prototype
+/// maps are recomputed, only theirs. Training ends where the held bank's does:
+/// the same selections, and U within float noise (recomputed maps come from
+/// batches of another composition).
+#[test]
+fn training_on_a_bank_on_disk_with_no_memo_matches_the_held_bank() {
+    let (net, ds) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let options = ExtractOptions { quiet: true, chunk: 16, cache: Some(tmp.path().into()), ..Default::default() };
+    let (held, _) = extract(&net, ds.clone(), &options).unwrap();
+    let (disk, _) = extract(&net, ds.clone(), &ExtractOptions { bank_mib: Some(0), ..options }).unwrap();
+    assert!(disk.on_disk());
+    let net = std::rc::Rc::new(net);
+    let held = Study::from_bank(net.clone(), ds.clone(), held, 16, FeatureMemo::new(1 << 30, false)).unwrap();
+    let disk = Study::from_bank(net.clone(), ds, disk, 16, FeatureMemo::new(0, false)).unwrap();
+    let train = |study: &Study| {
+        let mut d = Disentangler::identity(MatrixKind::Orthogonal, 512, Device::Cpu).unwrap();
+        let h = study.train(&mut d, &config(5)).unwrap();
+        (d, h)
+    };
+    let ((dh, hh), (dd, hd)) = (train(&held), train(&disk));
+    for (a, b) in hh.steps.iter().zip(&hd.steps).chain(hh.epochs.iter().zip(&hd.epochs)) {
+        assert_eq!(a.0, b.0);
+        assert!((a.1 - b.1).abs() < 1e-5, "purity {} vs {}", a.1, b.1);
+    }
+    let (uh, ud) = (dh.matrix().unwrap(), dd.matrix().unwrap());
+    assert!(max_abs_diff(&uh, &ud) < 1e-5, "U differs by {}", max_abs_diff(&uh, &ud));
+    let (mh, md) = (held.memo_stats(), disk.memo_stats());
+    assert_eq!(md.maps, 0);
+    // Held: each image's map once. On disk: each step's prototype images again,
+    // at most min(N, C·m) a step (two steps here).
+    assert!(mh.misses <= 40 && md.misses > mh.misses && md.misses <= 2 * 40, "{mh:?} {md:?}");
+    let (a, b) = (held.bank().top_prototypes(Some(&uh), 2).unwrap(), disk.bank().top_prototypes(Some(&ud), 2).unwrap());
+    assert!(a.equal(&b), "the trained U's prototypes differ");
 }

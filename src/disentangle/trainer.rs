@@ -66,23 +66,29 @@ const PURITY_CHUNK: i64 = 1024;
 /// The top-`m` prototypes of every channel under `d`'s U as (image, channel)
 /// pairs, channel-major: the maps of their images (each once), each pair's row
 /// in them and channel, and each pair's argmax purity, all on the maps' device.
+/// Also: how many distinct images the pairs have (at most C·m), and how many of
+/// their maps the backbone computed because the memo did not hold them.
 struct Selection {
     maps: Tensor,
     rows: Tensor,
     channels: Tensor,
     purities: Tensor,
+    images: usize,
+    recomputed: usize,
 }
 
 fn select(d: &Disentangler, study: &Study, m: i64) -> crate::Result<Selection> {
     let u = d.matrix()?;
     let (images, channels) = pairs(&study.bank().top_prototypes(Some(&u), m)?)?;
+    let misses = study.memo_stats().misses;
     let (maps, rows) = maps_for(&images, study)?;
+    let recomputed = study.memo_stats().misses - misses;
     let channels = channels.f_to_device(maps.device())?;
     let purities = {
         let _guard = tch::no_grad_guard();
         purities_of(&maps, &rows, &u.f_to_device(maps.device())?, &channels)?
     };
-    Ok(Selection { maps, rows, channels, purities })
+    Ok(Selection { images: maps.size()[0] as usize, maps, rows, channels, purities, recomputed })
 }
 
 /// Argmax purity under `u` of the pairs (maps[rows[i]], channels[i]), in chunks.
@@ -158,9 +164,19 @@ fn fingerprint(d: &Disentangler, bank: &Bank, config: &TrainConfig) -> crate::Re
     let n = bank.len() as i64;
     h.add_u64(n as u64);
     h.add_u64(bank.channels() as u64);
-    h.add_tensor_bytes(&bank.sums.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?)?;
-    let stride = (n / 1024).max(1);
-    h.add_tensor_bytes(&bank.sums.f_slice(0, 0, n, stride)?)?;
+    let stride = (n / 1024).max(1) as usize;
+    let (mut totals, mut sample) = (Vec::new(), Vec::new());
+    bank.for_each_block(|start, sums| {
+        totals.push(sums.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?);
+        // Rows start, start + stride, … of the whole bank that fall in this block.
+        let first = (start.div_ceil(stride) * stride - start) as i64;
+        if first < sums.size()[0] {
+            sample.push(sums.f_slice(0, first, sums.size()[0], stride as i64)?);
+        }
+        Ok(())
+    })?;
+    h.add_tensor_bytes(&Tensor::f_cat(&totals, 0)?)?;
+    h.add_tensor_bytes(&Tensor::f_cat(&sample, 0)?)?;
     h.add_tensor_bytes(&bank.valid.f_to_kind(Kind::Uint8)?)?;
     h.add_str(&format!(
         "{:?} {} {} {:?} {} {}",
@@ -215,7 +231,7 @@ fn train(d: &mut Disentangler, study: &Study, config: &TrainConfig) -> crate::Re
     }
     let batch = config.batch_size.max(1);
     for (step, m) in config.schedule.values().into_iter().enumerate().skip(first) {
-        let Selection { maps, rows, channels, purities } = select(d, study, m as i64)?;
+        let Selection { maps, rows, channels, purities, images, recomputed } = select(d, study, m as i64)?;
         let selected = purities.f_mean(Kind::Double)?.f_double_value(&[])?;
         history.steps.push((m, selected));
         let n = rows.size()[0] as usize;
@@ -247,8 +263,12 @@ fn train(d: &mut Disentangler, study: &Study, config: &TrainConfig) -> crate::Re
             history.epochs.push((m, total / batches as f64));
         }
         progress.finish(&format!(
-            "purity {selected:.4} at selection, {:.4} after the last epoch",
-            history.epochs.last().map_or(selected, |e| e.1)
+            "purity {selected:.4} at selection, {:.4} after the last epoch; {images} prototype images{}",
+            history.epochs.last().map_or(selected, |e| e.1),
+            match recomputed {
+                0 => String::new(),
+                r => format!(", {r} of their maps recomputed (the memo, dataloader.memo_mib, held the rest)"),
+            }
         ));
         if let Some(path) = &config.checkpoint {
             let [(_, exp_avg), (_, exp_avg_sq)] = adam.moments();

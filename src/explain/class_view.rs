@@ -42,7 +42,7 @@ impl Study {
         if !(0..n_classes).contains(&class) {
             return Err(crate::Error::OutOfRange { what: "class".into(), index: class, bound: n_classes });
         }
-        let (u, weight) = rotated_head(self, d, bank.sums.device())?;
+        let (u, weight) = rotated_head(self, d, tch::Device::Cpu)?;
         let v = bank.pooled(Some(&u))?.f_to_kind(Kind::Double)?;
         let mine = bank.labels.f_eq(class)?.f_logical_and(&bank.valid)?;
         let rows = mine.f_nonzero()?.f_reshape([-1])?;

@@ -129,14 +129,14 @@ impl Run {
         };
         let held_out = Study::extract(self.study.network_rc(), val, &options)?;
         let bank = held_out.bank();
-        let device = bank.sums.device();
+        let device = tch::Device::Cpu;
         let (u, w_mod) = rotated_head(&self.study, &self.disentangler, device)?;
         let net = self.study.network();
         let to = |t: &Tensor| -> crate::Result<Tensor> { Ok(t.f_to_device(device)?.f_to_kind(Kind::Double)?) };
         let (w, b, w_mod, u) = (to(net.head_weight())?, to(net.head_bias())?, to(&w_mod)?, to(&u)?);
         let (h, wd) = bank.map_size;
         let valid = bank.valid.f_nonzero()?.f_reshape([-1])?;
-        let pooled = to(&bank.sums)?.f_div_scalar((h * wd).max(1) as f64)?.f_index_select(0, &valid)?;
+        let pooled = to(&bank.sums()?)?.f_div_scalar((h * wd).max(1) as f64)?.f_index_select(0, &valid)?;
         let labels = bank.labels.f_index_select(0, &valid)?.f_to_device(device)?;
         let n = pooled.size()[0];
         let v = pooled.f_matmul(&u.f_tr()?)?;

@@ -43,7 +43,7 @@ pub fn fit_head(bank: &Bank, classes: i64, iterations: usize, lr: f64) -> Result
         return Err(Error::invalid("fit_head", "the bank has no valid images"));
     }
     let hw = (bank.map_size.0 * bank.map_size.1) as f64;
-    let x = bank.sums.f_index_select(0, &valid)?.f_div_scalar(hw)?;
+    let x = bank.sums()?.f_index_select(0, &valid)?.f_div_scalar(hw)?;
     let y = bank.labels.f_index_select(0, &valid)?;
     let (lo, hi) = (y.f_min()?.f_int64_value(&[])?, y.f_max()?.f_int64_value(&[])?);
     if lo < 0 || hi >= classes {

@@ -12,6 +12,7 @@
 //! the missing ones: an interrupted pass resumes from its last complete chunk, and
 //! a finished one costs no backbone batch at all.
 use super::cache::{chunk_path, claim_path, remove_stale_temporaries, Chunk, ChunkState};
+use super::sums::{Part, Sums};
 use super::FeatureMemo;
 use crate::data::{Dataset, Loader};
 use crate::io::{Fingerprint, Integrity};
@@ -29,8 +30,10 @@ type Result<T, E = crate::Error> = std::result::Result<T, E>;
 /// Per-image results of one backbone pass over a data set.
 #[derive(Debug)]
 pub struct Bank {
-    /// Σ_hw Z per image, `[N,C]` f32 on the CPU.
-    pub sums: Tensor,
+    /// Σ_hw Z per image, `[N,C]` f32 on the CPU: held, or, above
+    /// `dataloader.bank_mib`, left in the cache's chunks ([`Bank::sums`],
+    /// [`Bank::for_each_block`]).
+    sums: Sums,
     /// Labels, `[N]` int64.
     pub labels: Tensor,
     /// The network's predicted class, `[N]` int64.
@@ -70,7 +73,8 @@ impl BatchSize {
 }
 
 /// How to run [`extract`] and keep prototype maps: the reference config's
-/// `dataloader` section, plus epic's `cache`, `chunk`, `memo_mib`, `memo_half`.
+/// `dataloader` section, plus epic's `cache`, `chunk`, `memo_mib`, `memo_half`,
+/// `bank_mib`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtractOptions {
     /// Images per backbone batch (`dataloader.batch_size`: 512 as the reference, or `auto`).
@@ -83,6 +87,11 @@ pub struct ExtractOptions {
     pub memo_mib: usize,
     /// Keep memo maps in f16 (`dataloader.memo_half`: false).
     pub memo_half: bool,
+    /// Bound in MiB of the bank's sums held in memory (`dataloader.bank_mib`:
+    /// none). A bank whose N·C·4 bytes exceed it keeps its sums on disk in the
+    /// cache's chunks, and selection streams them (needs `cache`; 0 keeps every
+    /// bank on disk).
+    pub bank_mib: Option<usize>,
     /// No progress output (`quiet`).
     pub quiet: bool,
     /// Devices to run one backbone replica each on (`dataloader.devices`, or
@@ -103,6 +112,7 @@ impl Default for ExtractOptions {
             cache: None,
             memo_mib: 1024,
             memo_half: false,
+            bank_mib: None,
             quiet: false,
             devices: Vec::new(),
             cached_only: false,
@@ -125,7 +135,7 @@ fn devices_of(dataloader: &crate::config::Section) -> crate::Result<Vec<Device>>
 
 impl ExtractOptions {
     /// The options a `dataloader` section gives (`batch_size`, an int or `auto`;
-    /// `chunk`, `cache`, `memo_mib`, `memo_half`, `quiet`); other keys, such as
+    /// `chunk`, `cache`, `memo_mib`, `memo_half`, `bank_mib`, `quiet`); other keys, such as
     /// the reference's `num_workers` and `pin_memory`, are accepted and ignored
     /// (epic decodes on all cores and pins memory on CUDA).
     pub fn from_config(dataloader: &crate::config::Section) -> crate::Result<Self> {
@@ -140,6 +150,10 @@ impl ExtractOptions {
             cache: dataloader.string(&["cache"])?.map(PathBuf::from),
             memo_mib: dataloader.int_at_least(&["memo_mib"], d.memo_mib as i64, 0)? as usize,
             memo_half: dataloader.bool(&["memo_half"], d.memo_half)?,
+            bank_mib: match dataloader.get(&["bank_mib"]) {
+                None | Some(serde_yaml::Value::Null) => None,
+                Some(_) => Some(dataloader.int_at_least(&["bank_mib"], 0, 0)? as usize),
+            },
             quiet: dataloader.bool(&["quiet"], d.quiet)?,
             devices: devices_of(dataloader)?,
             cached_only: false,
@@ -245,6 +259,15 @@ pub fn extract_into(
             "a shard writes its chunks into the shared cache: set dataloader.cache to a folder all shards see",
         ));
     }
+    let on_disk = keeps_sums_on_disk(options, n, net.channels(), chunk, folder.as_deref())?;
+    // A chunk of a bank kept on disk holds no sums in memory once checked or written.
+    let settle = |mut c: Chunk| {
+        if on_disk {
+            c.sums = Tensor::new();
+            crate::memory::return_free_memory();
+        }
+        c
+    };
     let mut report = ExtractReport { key: key.clone(), folder: folder.clone(), chunk, ..Default::default() };
     let (mut unchecked, mut resaved) = (0, 0);
     let mut chunks: Vec<Option<Chunk>> = Vec::with_capacity(starts.len());
@@ -262,7 +285,7 @@ pub fn extract_into(
                     unchecked += 1;
                     resaved += usize::from(c.write(&path).is_ok());
                 }
-                Some(c)
+                Some(settle(c))
             }
             ChunkState::Missing => None,
             ChunkState::Damaged(why) => {
@@ -329,7 +352,7 @@ pub fn extract_into(
                 // Another run may have finished the chunk before this one claimed it.
                 if let (Some(f), Some(_)) = (&folder, &claim) {
                     if let ChunkState::Ready(c, _) = Chunk::read(&chunk_path(f, start), len, net.channels()) {
-                        chunks[i] = Some(c);
+                        chunks[i] = Some(settle(c));
                         report.chunks_by_others += 1;
                         progress.inc(len as u64);
                         continue;
@@ -355,7 +378,7 @@ pub fn extract_into(
                     c.write(&chunk_path(f, start))?;
                 }
                 drop(claim);
-                chunks[i] = Some(c);
+                chunks[i] = Some(settle(c));
                 report.chunks_computed += 1;
             }
             pending = busy;
@@ -416,17 +439,89 @@ pub fn extract_into(
         );
     }
     report.failed.sort_by_key(|(i, _)| *i);
+    let disk = match &folder {
+        Some(f) if on_disk => Some((f.as_path(), options.bank_mib.unwrap_or_default())),
+        _ => None,
+    };
+    let bank = assemble(&chunks, &starts, net.channels(), disk)?;
+    Ok((bank, report))
+}
+
+/// A bank from its chunks in order (first images `starts`): sums held, or, with
+/// `disk` = (folder, bound), left in the folder's chunk files (the chunks then
+/// carry no sums).
+pub(super) fn assemble(
+    chunks: &[Chunk],
+    starts: &[usize],
+    channels: i64,
+    disk: Option<(&Path, usize)>,
+) -> Result<Bank> {
     let hw = Vec::<i64>::try_from(&chunks[0].map_hw)?;
     let cat = |f: fn(&Chunk) -> &Tensor| Tensor::f_cat(&chunks.iter().map(f).collect::<Vec<_>>(), 0);
-    let bank = Bank {
-        sums: cat(|c| &c.sums)?,
+    let sums = match disk {
+        Some((folder, bound)) => {
+            let parts: Vec<Part> = chunks
+                .iter()
+                .zip(starts)
+                .map(|(c, &s)| Part { path: chunk_path(folder, s), start: s, rows: c.labels.size()[0] })
+                .collect();
+            let n: i64 = parts.iter().map(|p| p.rows).sum();
+            crate::progress::note(&format!(
+                "the bank's sums ({}) are above dataloader.bank_mib = {bound} MiB: they stay on disk in {}, \
+                 and each selection reads them a chunk at a time",
+                crate::report::mib(n as u64 * channels as u64 * 4),
+                folder.display()
+            ));
+            Sums::Disk { parts, channels }
+        }
+        None => Sums::Memory(cat(|c| &c.sums)?),
+    };
+    Ok(Bank {
+        sums,
         labels: cat(|c| &c.labels)?,
         predicted: cat(|c| &c.predicted)?,
         valid: cat(|c| &c.valid)?,
         map_size: (hw[0], hw[1]),
         selection: Mutex::new(None),
-    };
-    Ok((bank, report))
+    })
+}
+
+/// Whether a bank of `n` images × `channels` keeps its sums on disk: above
+/// `options.bank_mib`, which then needs a cache folder, and a chunk small enough
+/// that reading one stays well within the bound.
+fn keeps_sums_on_disk(
+    options: &ExtractOptions,
+    n: usize,
+    channels: i64,
+    chunk: usize,
+    folder: Option<&Path>,
+) -> Result<bool> {
+    let Some(bound) = options.bank_mib else { return Ok(false) };
+    let bytes = n as u64 * channels as u64 * 4;
+    if bytes <= (bound as u64) << 20 {
+        return Ok(false);
+    }
+    if folder.is_none() {
+        return Err(crate::Error::invalid(
+            "dataloader.bank_mib",
+            format!(
+                "the bank's sums ({}) are above the bound of {bound} MiB, so they stay on disk, \
+                 in the cache: set dataloader.cache to a folder",
+                crate::report::mib(bytes)
+            ),
+        ));
+    }
+    // Reading, rotating and ranking a chunk holds about four chunks of sums.
+    let working = 4 * chunk.min(n) as u64 * channels as u64 * 4;
+    if bound > 0 && working > (bound as u64) << 20 {
+        crate::progress::warning(&format!(
+            "dataloader.chunk = {chunk} images make chunks of {} of sums, and reading one holds about four \
+             ({}): more than dataloader.bank_mib = {bound} MiB; a smaller chunk keeps selection within the bound",
+            crate::report::mib(chunk as u64 * channels as u64 * 4),
+            crate::report::mib(working)
+        ));
+    }
+    Ok(true)
 }
 
 /// How to resume an interrupted extraction, in a sentence.
@@ -507,25 +602,56 @@ fn compute_chunk(
 }
 
 impl Bank {
-    /// A bank from its per-image tensors (see the fields).
+    /// A bank from its per-image tensors (see the fields), held in memory.
     pub fn new(sums: Tensor, labels: Tensor, predicted: Tensor, valid: Tensor, map_size: (i64, i64)) -> Bank {
-        Bank { sums, labels, predicted, valid, map_size, selection: Mutex::new(None) }
+        Bank { sums: Sums::Memory(sums), labels, predicted, valid, map_size, selection: Mutex::new(None) }
     }
 
     /// The same bank with other predictions (after a new head), sharing the rest.
     pub fn with_predictions(&self, predicted: Tensor) -> Bank {
-        Bank::new(
-            self.sums.shallow_clone(),
-            self.labels.shallow_clone(),
+        Bank {
+            sums: self.sums.share(),
+            labels: self.labels.shallow_clone(),
             predicted,
-            self.valid.shallow_clone(),
-            self.map_size,
-        )
+            valid: self.valid.shallow_clone(),
+            map_size: self.map_size,
+            selection: Mutex::new(None),
+        }
+    }
+
+    /// Σ_hw Z of every image, `[N,C]` f32 on the CPU. A bank kept on disk
+    /// (above `dataloader.bank_mib`) reads every chunk for this: N·C·4 bytes.
+    /// Passes over the rows stream instead ([`Bank::for_each_block`]).
+    pub fn sums(&self) -> crate::Result<Tensor> {
+        self.sums.load()
+    }
+
+    /// Whether the sums stay on disk, read a chunk at a time.
+    pub fn on_disk(&self) -> bool {
+        matches!(self.sums, Sums::Disk { .. })
+    }
+
+    /// Calls `f(start, sums)` for consecutive row blocks of the sums `[n,C]`
+    /// covering the bank in order: all rows at once when held, a chunk at a time
+    /// from disk otherwise.
+    pub fn for_each_block(&self, f: impl FnMut(usize, &Tensor) -> crate::Result<()>) -> crate::Result<()> {
+        self.sums.for_each_block(f)
+    }
+
+    /// `f` applied to every row block of the sums, the results joined in order:
+    /// a per-row map of the whole bank, streamed when it is on disk.
+    fn map_rows(&self, mut f: impl FnMut(&Tensor) -> crate::Result<Tensor>) -> crate::Result<Tensor> {
+        let mut out = Vec::new();
+        self.for_each_block(|_, s| {
+            out.push(f(s)?);
+            Ok(())
+        })?;
+        Ok(Tensor::f_cat(&out, 0)?)
     }
 
     /// N, the number of images.
     pub fn len(&self) -> usize {
-        self.sums.size()[0] as usize
+        self.labels.size()[0] as usize
     }
 
     /// Whether the bank is empty.
@@ -535,10 +661,10 @@ impl Bank {
 
     /// C, the number of channels.
     pub fn channels(&self) -> i64 {
-        self.sums.size()[1]
+        self.sums.channels()
     }
 
-    /// Bytes held per image (sums, label, prediction, validity).
+    /// Bytes per image (sums, label, prediction, validity).
     pub fn bytes_per_image(&self) -> usize {
         self.channels() as usize * 4 + 8 + 8 + 1
     }
@@ -546,8 +672,11 @@ impl Bank {
     /// Channel activations under U: Σ_hw(U·z) = sums·Uᵀ `[N,C]` (`u` = None: sums).
     pub fn activations(&self, u: Option<&Tensor>) -> crate::Result<Tensor> {
         match u {
-            None => Ok(self.sums.shallow_clone()),
-            Some(u) => crate::features::rotate_sums(&self.sums, &u.f_to_device(Device::Cpu)?),
+            None => self.sums(),
+            Some(u) => {
+                let u = u.f_to_device(Device::Cpu)?;
+                self.map_rows(|s| crate::features::rotate_sums(s, &u))
+            }
         }
     }
 
@@ -561,9 +690,7 @@ impl Bank {
     /// Logits from the bank alone: A·sums/(h·w) + b, `weight` `[K,C]`, `bias` `[K]` → `[N,K]`.
     pub fn logits(&self, weight: &Tensor, bias: &Tensor) -> crate::Result<Tensor> {
         let hw = (self.map_size.0 * self.map_size.1) as f64;
-        Ok(self
-            .sums
-            .f_div_scalar(hw)?
-            .f_linear(&weight.f_to_device(Device::Cpu)?, Some(&bias.f_to_device(Device::Cpu)?))?)
+        let (weight, bias) = (weight.f_to_device(Device::Cpu)?, bias.f_to_device(Device::Cpu)?);
+        self.map_rows(|s| Ok(s.f_div_scalar(hw)?.f_linear(&weight, Some(&bias))?))
     }
 }

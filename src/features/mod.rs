@@ -6,8 +6,8 @@
 //! Because Σ_hw(U·z) = U·Σ_hw z, the spatial sums of a whole training set, taken
 //! once, rank the images under any later U ([`rotate_sums`]): this is what makes
 //! re-selecting prototypes cheap. The `bank` keeps those sums for a whole data
-//! set from one backbone pass; the `memo` keeps the full maps of the current
-//! prototypes.
+//! set from one backbone pass (in memory, or on disk above a bound: `sums`); the
+//! `memo` keeps the full maps of the current prototypes.
 mod bank;
 mod cache;
 mod devices;
@@ -15,6 +15,8 @@ mod memo;
 mod pass;
 mod shard;
 mod shrink;
+mod stored;
+mod sums;
 
 pub use bank::{cache_key, extract, extract_into, Bank, BatchSize, ExtractOptions, ExtractReport};
 pub use devices::{host_devices, set_host_devices};

@@ -1,5 +1,6 @@
 //! Prototypes of a feature bank under U: the top-m images of every channel by
-//! activation sums·Uᵀ, over the images that decoded, with the last selection
+//! activation sums·Uᵀ, over the images that decoded, ranked a slice of rows at
+//! a time (from memory, or a chunk at a time from disk), with the last selection
 //! kept per fingerprint of U (explanations and prototype grids ask once per
 //! channel or image; the product is O(N·C²)).
 use crate::features::Bank;
@@ -35,7 +36,7 @@ impl Bank {
                 }
             }
         }
-        let protos = self.select(u, m)?;
+        let protos = self.select(u, m, false)?;
         if let Ok(mut cache) = self.selection.lock() {
             *cache = Some((key, protos.shallow_clone()));
         }
@@ -46,19 +47,44 @@ impl Bank {
     /// Negative prototypes: per channel, the `m` images of smallest activation
     /// under `u` (the paper's top-m of −activation), `[C,m]` indices, not cached.
     pub fn top_negative_prototypes(&self, u: &Tensor, m: i64) -> crate::Result<Tensor> {
-        self.select_from(self.activations(Some(u))?.f_neg()?, m)
+        self.select(Some(u), m, true)
     }
 
-    fn select(&self, u: Option<&Tensor>, m: i64) -> crate::Result<Tensor> {
-        self.select_from(self.activations(u)?, m)
-    }
-
-    fn select_from(&self, act: Tensor, m: i64) -> crate::Result<Tensor> {
-        let valid_rows = self.valid.f_nonzero()?.f_squeeze_dim(1)?;
-        if valid_rows.size()[0] == act.size()[0] {
-            return super::top_prototypes(&act, m);
-        }
-        let local = super::top_prototypes(&act.f_index_select(0, &valid_rows)?, m)?;
-        Ok(valid_rows.f_index(&[Some(local)])?)
+    /// The top m of every channel over the valid images, rotated and ranked a
+    /// slice of rows at a time (negated for negative prototypes) and merged into
+    /// the running top m: exact, ties included, for a bank held or on disk, and
+    /// holding a slice's activations rather than all N·C of them (at ImageNet's
+    /// 1.28M × 2048, 10 GB per copy).
+    fn select(&self, u: Option<&Tensor>, m: i64, negate: bool) -> crate::Result<Tensor> {
+        let u = u.map(|u| u.f_to_device(tch::Device::Cpu)).transpose()?;
+        let slice = (SLICE_BYTES / (4 * self.channels().max(1))).max(256);
+        let mut top = super::StreamingTop::new(m);
+        self.for_each_block(|block_start, block| {
+            let rows_in_block = block.size()[0];
+            for at in (0..rows_in_block).step_by(slice as usize) {
+                let n = slice.min(rows_in_block - at);
+                let start = block_start as i64 + at;
+                let sums = block.f_narrow(0, at, n)?;
+                let mut act = match &u {
+                    Some(u) => crate::features::rotate_sums(&sums, u)?,
+                    None => sums,
+                };
+                if negate {
+                    act = act.f_neg()?;
+                }
+                let rows = self.valid.f_narrow(0, start, n)?.f_nonzero()?.f_squeeze_dim(1)?;
+                let index = rows.f_add_scalar(start)?;
+                if rows.size()[0] == n {
+                    top.push(&act, &index)?;
+                } else {
+                    top.push(&act.f_index_select(0, &rows)?, &index)?;
+                }
+            }
+            Ok(())
+        })?;
+        top.finish()
     }
 }
+
+/// Bytes of activations rotated and ranked at a time (16 MiB: 4096 rows at C = 1024).
+const SLICE_BYTES: i64 = 16 << 20;

@@ -1,9 +1,10 @@
 //! Exact top-m prototype selection over a whole set of channel activations.
 //!
 //! The reference code streams batches through `topk` and, on a short last batch,
-//! maps some positions to the wrong image. Here selection sees the whole `[N,C]`
-//! activation matrix at once (the bank keeps it), so it is exact by construction:
-//! largest first, ties to the lower image index.
+//! maps some positions to the wrong image. Here [`top_prototypes`] ranks a whole
+//! `[N,C]` activation matrix exactly: largest first, ties to the lower image
+//! index. A bank ranks its rows a slice at a time through it and merges the
+//! slices' results ([`super::StreamingTop`]), which is exact in the same order.
 //!
 //! Cost: a `topk` of m + 8 candidates per channel, ordered by (value, index), is
 //! O(N·C) and needs no `[C,N]` index array (a full sort of ImageNet's 1.28M × 512

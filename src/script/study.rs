@@ -35,8 +35,10 @@ pub mod api {
     /// config's `dataloader` section: `batch_size` (an int, or `"auto"`: the
     /// largest that fits the GPU; 512 when absent), `cache` (a folder: reuse and
     /// resume), `chunk` (images per cache file), `memo_mib` (bound of the
-    /// prototype-map memo, 1024 MiB), `memo_half` (keep memo maps in f16) and
-    /// `quiet`; other keys are accepted and ignored.
+    /// prototype-map memo, 1024 MiB), `memo_half` (keep memo maps in f16),
+    /// `bank_mib` (above this many MiB of sums, the bank stays on disk in the
+    /// cache and selection streams it; no bound when absent) and `quiet`; other
+    /// keys are accepted and ignored.
     ///
     /// ```rhai
     /// let bank = extract(model, train, #{ batch_size: 64, cache: "outputs/cache" });
@@ -108,10 +110,11 @@ pub mod api {
         b.len() as INT
     }
 
-    /// The spatial sums Σ_hw Z `[N,C]`.
-    #[rhai_fn(pure)]
-    pub fn sums(b: &mut Bank) -> Tensor {
-        ScriptTensor(b.bank().sums.shallow_clone())
+    /// The spatial sums Σ_hw Z `[N,C]` (a bank kept on disk, above
+    /// `dataloader.bank_mib`, reads all of its chunks for this).
+    #[rhai_fn(pure, return_raw)]
+    pub fn sums(b: &mut Bank) -> Result<Tensor, Box<EvalAltResult>> {
+        Ok(ScriptTensor(b.bank().sums()?))
     }
 
     /// Labels `[N]` int64.

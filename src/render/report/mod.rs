@@ -96,7 +96,7 @@ fn rows_of(t: &Tensor) -> crate::Result<Vec<Vec<usize>>> {
 fn class_usage(run: &Run) -> crate::Result<Tensor> {
     let study = &run.study;
     let bank = study.bank();
-    let (u, weight) = crate::explain::explanation::rotated_head(study, &run.disentangler, bank.sums.device())?;
+    let (u, weight) = crate::explain::explanation::rotated_head(study, &run.disentangler, tch::Device::Cpu)?;
     let v = bank.pooled(Some(&u))?.f_relu()?;
     let k = weight.size()[0];
     let valid = bank.valid.f_to_kind(Kind::Float)?.f_unsqueeze(1)?;
