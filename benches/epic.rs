@@ -56,6 +56,33 @@ fn selection(c: &mut Criterion) {
     g.finish();
 }
 
+/// A bank's own selection of 100 prototypes per channel under U, from N sums
+/// held in memory and from the same sums kept on disk in chunks of 4096
+/// (`dataloader.bank_mib` below the bank), streamed chunk by chunk. Negative
+/// prototypes take the same path as positive ones without the selection cache,
+/// so every iteration selects.
+fn bank_selection(c: &mut Criterion) {
+    let mut g = group(c, "bank_select_top100_under_u");
+    let tmp = tempfile::tempdir().expect("temporary folder");
+    for (ch, n) in SHAPES {
+        let n = scale(n);
+        let sums = randn(&[n, ch], 2).relu();
+        let labels = Tensor::zeros([n], (Kind::Int64, Device::Cpu));
+        let valid = Tensor::ones([n], (Kind::Bool, Device::Cpu));
+        let held = epic::features::Bank::new(sums, labels.shallow_clone(), labels, valid, (7, 7));
+        let folder = tmp.path().join(format!("c{ch}"));
+        held.save(&folder, 4096, "random", "random sums").expect("save");
+        let disk = epic::features::Bank::open(&folder, Some(0)).expect("open");
+        let u = trained(ch).matrix().expect("U");
+        for (name, bank) in [("held", &held), ("disk", &disk)] {
+            g.bench_with_input(BenchmarkId::new(format!("C{ch}/{name}"), n), &n, |b, _| {
+                b.iter(|| bank.top_negative_prototypes(&u, 100.min(n)).expect("select"))
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Argmax purity of 1024 prototype maps (7×7) under U: the chunk the trainer
 /// measures at once.
 fn purity(c: &mut Criterion) {
@@ -113,5 +140,5 @@ fn explanation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, selection, purity, training_step, explanation);
+criterion_group!(benches, selection, bank_selection, purity, training_step, explanation);
 criterion_main!(benches);

@@ -63,6 +63,10 @@ pub enum Error {
         bound: i64,
     },
 
+    /// `epic kernel` could not start or serve: a connection file, a socket.
+    #[error("epic kernel: {0}")]
+    Kernel(String),
+
     /// Ctrl-C stopped a long operation at a safe point.
     #[error("interrupted during {what}; {resume}")]
     Interrupted {

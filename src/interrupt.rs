@@ -25,6 +25,22 @@ extern "C" fn on_sigint(_: libc::c_int) {
     }
 }
 
+#[cfg(unix)]
+extern "C" fn on_sigint_in_kernel(_: libc::c_int) {
+    REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Routes SIGINT to [`requested`] for a process that lives on after it: every
+/// SIGINT (a notebook's stop button, the one Jupyter sends before a shutdown)
+/// only asks the running cell to stop, and nothing is printed (the cell's error
+/// says it). `epic kernel` clears the request before each cell.
+pub fn install_for_kernel() {
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint_in_kernel as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    }
+}
+
 /// Routes SIGINT to [`requested`] (Unix; elsewhere nothing changes).
 pub fn install() {
     #[cfg(unix)]

@@ -24,9 +24,10 @@
 //!
 //! Beside the flow: [`config`] (YAML configs with the reference's keys, typed
 //! reading), [`error`], [`io`] (tensor files, atomic writes), [`device`].
-//! The faces are thin: [`script`] (the Rhai engine of `epic run`), `notebook`
-//! (cargo feature `notebook`: inline display in evcxr Jupyter), and the `epic`
-//! binary.
+//! The faces are thin: [`script`] (the Rhai engine of `epic run`), [`kernel`]
+//! (`epic kernel`: a Jupyter kernel of Rhai cells), [`notebook`] (what values
+//! show in a notebook; with cargo feature `notebook`, inline display in evcxr
+//! Jupyter), and the `epic` binary.
 //!
 //! Everything works on any libtorch device, in f32, and returns [`Error`] instead
 //! of panicking. `use epic::prelude::*` brings the types most programs need.
@@ -41,9 +42,9 @@ pub mod explain;
 pub mod features;
 pub mod interrupt;
 pub mod io;
+pub mod kernel;
 pub mod memory;
 pub mod model;
-#[cfg(feature = "notebook")]
 pub mod notebook;
 pub mod progress;
 pub mod prototypes;

@@ -87,6 +87,21 @@ enum Command {
         #[arg(long = "dry-run")]
         dry_run: bool,
     },
+    /// A Jupyter kernel of Rhai cells: `epic kernel install`, then pick
+    /// "Rhai (epic)" in Jupyter (which starts `epic kernel -f FILE`).
+    Kernel {
+        /// The connection file Jupyter passes.
+        #[arg(short = 'f', long = "connection-file", value_name = "FILE")]
+        connection_file: Option<PathBuf>,
+        /// Where the cells' tensors go: auto (CUDA when available), cpu, cuda, cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// A folder of Rhai modules for `import` (repeatable; also $EPIC_LIB).
+        #[arg(long = "lib", value_name = "DIR")]
+        lib: Vec<PathBuf>,
+        #[command(subcommand)]
+        command: Option<KernelCommand>,
+    },
     /// Feature banks in a cache folder.
     Bank {
         #[command(subcommand)]
@@ -179,6 +194,22 @@ enum Command {
     },
     /// Print the Markdown reference of every script function.
     Doc,
+}
+
+#[derive(Subcommand)]
+enum KernelCommand {
+    /// Write the kernelspec "Rhai (epic)" for this binary (default: --user).
+    Install {
+        /// Into the user's Jupyter data folder (~/.local/share/jupyter).
+        #[arg(long, conflicts_with_all = ["sys_prefix", "prefix"])]
+        user: bool,
+        /// Into the active Python environment's (a venv's share/jupyter).
+        #[arg(long = "sys-prefix", conflicts_with = "prefix")]
+        sys_prefix: bool,
+        /// Into PREFIX/share/jupyter.
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +334,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     job.logs.as_ref().unwrap_or(&job.dir).display()
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kernel { command: Some(KernelCommand::Install { user: _, sys_prefix, prefix }), .. } => {
+            let place = match (sys_prefix, prefix) {
+                (_, Some(p)) => epic::kernel::Place::Prefix(p),
+                (true, None) => epic::kernel::Place::SysPrefix,
+                (false, None) => epic::kernel::Place::User,
+            };
+            let binary = std::env::current_exe().context("the path of this binary")?;
+            let dir = epic::kernel::install(&place, &binary)?;
+            println!("installed the kernel \"Rhai (epic)\" ({}) in {}", epic::kernel::install::NAME, dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kernel { connection_file, device, lib, command: None } => {
+            let Some(file) = connection_file else {
+                anyhow::bail!(
+                    "epic kernel is started by Jupyter with -f CONNECTION_FILE; \
+                     run `epic kernel install` once, then pick \"Rhai (epic)\" in Jupyter"
+                );
+            };
+            let device = epic::device::parse_device(&device).context("--device")?;
+            let options = epic::script::HostOptions { device, lib_dirs: lib, ..Default::default() };
+            epic::kernel::serve(&file, options)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bank { command: BankCommand::Status { dir, shards } } => {

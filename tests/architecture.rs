@@ -1,7 +1,7 @@
 //! The data flow of ARCHITECTURE.md, checked over the source: no module of
 //! `src/` refers to one later in the flow
 //! (model → data → features → study → prototypes → disentangle → explain → render,
-//! then the faces), and the shared leaves (config, io, device, …) refer to
+//! then the faces, and the kernel over them), and the shared leaves (config, io, device, …) refer to
 //! leaves only. Every path that names another top-level module — `crate::x`,
 //! or `super::…` climbing out of the file's own module — counts, in code and in
 //! `use` lines alike; comments do not.
@@ -21,6 +21,8 @@ fn layer(module: &str) -> Option<u32> {
         "explain" => 7,
         "render" => 8,
         "script" | "notebook" => 9,
+        // The Jupyter kernel serves script sessions and shows notebook outputs.
+        "kernel" => 10,
         _ => return None,
     })
 }

@@ -54,6 +54,7 @@ impl Explanation {
     }
 
     /// Shows the explanation's numbers under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }
@@ -67,6 +68,7 @@ impl ExplanationHandle {
     }
 
     /// Shows the explanation figure under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }

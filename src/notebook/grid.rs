@@ -10,6 +10,7 @@ impl PrototypeGrid {
     }
 
     /// Shows the grid under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }
@@ -22,6 +23,7 @@ impl PrototypeGrids {
     }
 
     /// Shows the grids under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }

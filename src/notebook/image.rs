@@ -10,6 +10,7 @@ impl Canvas {
     }
 
     /// Shows the picture under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }

@@ -1,10 +1,11 @@
-//! Inline display in the evcxr Jupyter kernel (cargo feature `notebook`).
+//! What values show in a notebook: explanations, prototype grids, pictures and
+//! purity plots as `image/png`, purity tables as `text/html`, each with a
+//! `text/plain` summary ([`Output`], from each type's `notebook_output()`).
 //!
-//! Values end a notebook cell and show up under it: explanations, prototype
-//! grids, pictures and purity plots as `image/png`, purity tables as `text/html`,
-//! each with a `text/plain` summary. Every such type has an inherent
-//! `evcxr_display(&self)` method (no trait to import), which emits what its
-//! `notebook_output()` returns through `evcxr_runtime`. The pictures are drawn
+//! Two kernels show them: `epic kernel` (Rhai cells, [`crate::kernel`]) sends
+//! them as `execute_result` bundles, and in evcxr (Rust cells, cargo feature
+//! `notebook`) every such type has an inherent `evcxr_display(&self)` method (no
+//! trait to import), which emits them through `evcxr_runtime`. The pictures are drawn
 //! and encoded by [`crate::render`]; evcxr keeps one output per MIME type per
 //! cell, so a value that shows several pictures composes them into one
 //! ([`crate::render::Canvas::stack`]).
@@ -87,6 +88,7 @@ impl Output {
     }
 
     /// Sends every content to the evcxr kernel (on stdout, in evcxr's framing).
+    #[cfg(feature = "notebook")]
     pub fn emit(&self) {
         for (mime, content) in &self.items {
             match content {

@@ -17,6 +17,7 @@ impl History {
     }
 
     /// Shows the purity curve under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }
@@ -29,6 +30,7 @@ impl PurityPlot {
     }
 
     /// Shows the plots under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }

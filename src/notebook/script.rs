@@ -36,6 +36,7 @@ impl ScriptValue {
     }
 
     /// Shows the value under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }
@@ -50,6 +51,7 @@ macro_rules! plain_display {
             }
 
             /// Shows its description under the notebook cell.
+            #[cfg(feature = "notebook")]
             pub fn evcxr_display(&self) {
                 self.notebook_output().emit()
             }
@@ -61,6 +63,7 @@ plain_display!(Study, ModelHandle, DisentanglerHandle);
 
 impl Session {
     /// `Session(N runs)`.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         Output::text(format!("Session({} runs)", self.runs())).emit()
     }

@@ -9,6 +9,7 @@ impl PurityTable {
     }
 
     /// Shows the table under the notebook cell.
+    #[cfg(feature = "notebook")]
     pub fn evcxr_display(&self) {
         self.notebook_output().emit()
     }

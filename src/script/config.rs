@@ -66,6 +66,30 @@ pub mod api {
         Ok(to_dynamic(&crate::study::open_config(std::path::Path::new(path), &overrides)?))
     }
 
+    /// The config at `path` with `overrides` (`"key=value"` strings, as on
+    /// `epic run`'s command line) applied after the command line's: how a
+    /// notebook cell sets what a script run gets from its command line.
+    ///
+    /// ```rhai
+    /// let cfg = config("configs/demo_fashion_lite0.yaml", ["dataset.per_class=3", "+model.resize=64"]);
+    /// ```
+    #[rhai_fn(name = "config", return_raw)]
+    pub fn config_with(
+        ctx: NativeCallContext,
+        path: &str,
+        overrides: rhai::Array,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut all = super::super::host_overrides(&ctx);
+        for o in overrides {
+            all.push(
+                o.into_string().map_err(|t| {
+                    format!("config(path, overrides): an override is a {t}, not a \"key=value\" string")
+                })?,
+            );
+        }
+        Ok(to_dynamic(&crate::study::open_config(std::path::Path::new(path), &all)?))
+    }
+
     /// Stops the script at once, before any work, when the config's data set
     /// folders or weights file are missing; the error names each missing path,
     /// the layout expected, the weights file wanted and the overrides to set.

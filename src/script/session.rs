@@ -138,13 +138,46 @@ impl Session {
         self.scope.set_value(name.to_string(), value);
     }
 
+    /// The engine, to attach output and progress callbacks (`epic kernel` routes
+    /// `print` to the running cell and polls for interrupts through it).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// The names of the session's variables, sorted.
+    pub fn variables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.scope.iter_raw().map(|(n, _, _)| n.to_string()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// A variable's value, if the session has it.
+    pub fn variable(&self, name: &str) -> Option<&Dynamic> {
+        self.scope.get(name)
+    }
+
+    /// The script functions defined in earlier runs: (name, parameters, doc comments).
+    pub fn functions(&self) -> Vec<(String, Vec<String>, Vec<String>)> {
+        self.functions
+            .iter_functions()
+            .map(|f| {
+                (
+                    f.name.to_string(),
+                    f.params.iter().map(|p| p.to_string()).collect(),
+                    f.comments.iter().map(|c| c.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
     /// How many runs there have been.
     pub fn runs(&self) -> usize {
         self.runs
     }
 
     /// `value` as `print` shows it (the registered `to_string`).
-    fn describe(&self, value: &Dynamic) -> String {
+    pub fn describe(&self, value: &Dynamic) -> String {
         if value.is_unit() {
             return String::new();
         }
