@@ -1,4 +1,5 @@
-//! The executed notebooks (`make notebooks` writes them to .notebook/executed/):
+//! The executed notebooks (`make notebooks` writes them to .notebook/executed/;
+//! quickstart and rhai_cells in the evcxr kernel, epic_rhai in `epic kernel`):
 //! every code cell ran, no output is an error, the inline pictures are PNGs that
 //! decode (the explanations at their figure's size), and the purity numbers the
 //! notebooks show match `epic run scripts/demo.rhai` on the same data.
@@ -68,6 +69,8 @@ struct Shown {
     html: Vec<String>,
     /// Every stdout stream, joined.
     stdout: String,
+    /// Every stderr stream, joined.
+    stderr: String,
 }
 
 fn read(name: &str) -> Shown {
@@ -76,7 +79,7 @@ fn read(name: &str) -> Shown {
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make notebooks`", path.display())),
     )
     .unwrap();
-    let mut shown = Shown { pictures: Vec::new(), html: Vec::new(), stdout: String::new() };
+    let mut shown = Shown { pictures: Vec::new(), html: Vec::new(), stdout: String::new(), stderr: String::new() };
     let mut code_cells = 0;
     for (i, cell) in nb["cells"].as_array().unwrap().iter().enumerate() {
         if cell["cell_type"] != "code" {
@@ -92,6 +95,8 @@ fn read(name: &str) -> Shown {
                 assert!(!t.contains("EVCXR_") && !t.contains("panicked"), "{name} cell {i}: {t}");
                 if out["name"] == "stdout" {
                     shown.stdout += &t;
+                } else {
+                    shown.stderr += &t;
                 }
                 continue;
             }
@@ -132,6 +137,7 @@ fn mean_purity(name: &str, shown: &Shown) -> (f64, f64) {
 fn the_executed_notebooks_show_pictures_and_the_purity_of_a_cli_run() {
     let quick = read("quickstart");
     let rhai = read("rhai_cells");
+    let kernel = read("epic_rhai");
     let figure = explanation_size(3, 4);
     // quickstart: a training image, the purity plot, the explanation.
     assert_eq!(quick.pictures.len(), 3, "{:?}", quick.pictures);
@@ -144,6 +150,22 @@ fn the_executed_notebooks_show_pictures_and_the_purity_of_a_cli_run() {
     assert!(quick.html.iter().any(|h| h.contains("class=\"epic-explanation\"")));
     assert!(rhai.html.iter().any(|h| h.contains("class=\"epic-explanation\"")));
     assert!(rhai.stdout.contains(":2:1: rotate cannot take arguments"), "{}", rhai.stdout);
+    // epic_rhai (the Rhai kernel): grids before and after, the purity plot, the
+    // explanation and the contrast, with extraction's progress in the cells' stderr.
+    assert_eq!(kernel.pictures.len(), 5, "{:?}", kernel.pictures);
+    assert!(kernel.pictures.contains(&(1000, 1208)) && kernel.pictures.contains(&figure), "{:?}", kernel.pictures);
+    let grids: Vec<_> = kernel.pictures.iter().filter(|p| rhai.pictures.contains(p) && **p != figure).collect();
+    assert!(grids.len() >= 3, "the grids match rhai_cells': {:?} vs {:?}", kernel.pictures, rhai.pictures);
+    assert!(kernel.stderr.contains("extract: 30 images"), "{}", kernel.stderr);
+    assert!(kernel.stdout.contains(": p = "), "{}", kernel.stdout);
+
+    // The Rhai notebook passes the same overrides to config(path, overrides).
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notebooks/epic_rhai.ipynb"))
+            .unwrap();
+    for o in TINY {
+        assert!(source.contains(&format!("\\\"{o}\\\"")), "epic_rhai.ipynb lacks the override {o}");
+    }
 
     // The same data through the command line.
     let tmp = tempfile::tempdir().unwrap();
@@ -162,7 +184,7 @@ fn the_executed_notebooks_show_pictures_and_the_purity_of_a_cli_run() {
         serde_json::from_str(&std::fs::read_to_string(out.join("purity_after_orthogonal_train.json")).unwrap())
             .unwrap();
     let cli = (json["purity_before_train"].as_f64().unwrap(), json["purity_after_train"].as_f64().unwrap());
-    for (name, shown) in [("quickstart", &quick), ("rhai_cells", &rhai)] {
+    for (name, shown) in [("quickstart", &quick), ("rhai_cells", &rhai), ("epic_rhai", &kernel)] {
         let (before, after) = mean_purity(name, shown);
         eprintln!("{name}: purity {before} → {after}; epic run: {} → {}", cli.0, cli.1);
         // The tables show 6 decimals.

@@ -70,3 +70,9 @@ spec = {
 json.dump(spec, open(sys.argv[1], "w"), indent=1)
 PY
 log "kernel \"Rust (epic)\" (epic-rust): $kernel_dir/kernel.json"
+
+# The "Rhai (epic)" kernel: epic itself (`epic kernel`), no compiler at run time.
+# The kernelspec points at this checkout's debug binary, which `make test` builds anyway.
+log "building epic for the \"Rhai (epic)\" kernel"
+cargo build --quiet --bin epic
+target/debug/epic kernel install --prefix "$repo/.venv"

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Executes examples/notebooks/*.ipynb headlessly with the "Rust (epic)" kernel
-# (make notebook-kernel) into .notebook/executed/. `jupyter nbconvert --execute`
+# Executes examples/notebooks/*.ipynb headlessly, each with the kernel its
+# metadata names ("Rust (epic)" or "Rhai (epic)", both from make notebook-kernel),
+# into .notebook/executed/. `jupyter nbconvert --execute`
 # exits non-zero when a cell errors (the evcxr REPL would exit 0). Prints the
 # time of each notebook and of each of its cells.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.notebook/executed
 mkdir -p "$out"
-for name in "${@:-quickstart rhai_cells}"; do
+for name in "${@:-quickstart rhai_cells epic_rhai}"; do
   for nb in $name; do
     start=$(date +%s)
     echo "[notebooks] executing examples/notebooks/$nb.ipynb"
     .venv/bin/jupyter nbconvert --to notebook --execute \
-        --ExecutePreprocessor.kernel_name=epic-rust --ExecutePreprocessor.timeout=3600 \
+        --ExecutePreprocessor.timeout=3600 \
         --output-dir "$out" "examples/notebooks/$nb.ipynb"
     echo "[notebooks] $nb: $(( $(date +%s) - start )) s"
     .venv/bin/python - "$out/$nb.ipynb" <<'PY'

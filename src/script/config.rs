@@ -90,6 +90,29 @@ pub mod api {
         Ok(to_dynamic(&crate::study::open_config(std::path::Path::new(path), &all)?))
     }
 
+    /// The folder of the epic checkout this binary was built from (its
+    /// `configs/`, `scripts/` and `examples/`).
+    ///
+    /// ```rhai
+    /// cd(checkout());   // a notebook's first cell: paths as in the README
+    /// ```
+    pub fn checkout() -> String {
+        env!("CARGO_MANIFEST_DIR").to_string()
+    }
+
+    /// Makes `dir` the working folder: relative paths (configs, `output_path`,
+    /// caches) are read from there on. Returns the folder, absolute.
+    ///
+    /// ```rhai
+    /// cd(checkout());
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn cd(dir: &str) -> Result<String, Box<EvalAltResult>> {
+        std::env::set_current_dir(dir).map_err(|e| format!("cd(\"{dir}\"): {e}"))?;
+        let here = std::env::current_dir().map_err(|e| format!("cd(\"{dir}\"): {e}"))?;
+        Ok(here.display().to_string())
+    }
+
     /// Stops the script at once, before any work, when the config's data set
     /// folders or weights file are missing; the error names each missing path,
     /// the layout expected, the weights file wanted and the overrides to set.

@@ -71,6 +71,38 @@ pub mod api {
         Ok(ExplanationHandle { explanation: Rc::new(e), image, study: bank, gray })
     }
 
+    /// A picture (a data set image, a figure).
+    pub type Picture = crate::render::Canvas;
+
+    /// Why the bank's model says class A rather than class B for `image`
+    /// `[3,H,W]`, under U: the contrast figure. A header gives the logit margin
+    /// and how it splits (the channels shown, the other channels, the bias); then
+    /// A's top channels and B's, each row the image boxed where the channel peaks
+    /// and the channel's prototypes. `opts`: `classes` (`[a, b]`; default the two
+    /// top predictions), `num_prototypical_channels` or `k` (4 a side),
+    /// `num_prototypes` or `m` (5), `img_fn: "gray"`.
+    ///
+    /// ```rhai
+    /// contrast(d, bank, val.image(4), #{ k: 2, m: 4 })
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn contrast(d: Disentangler, bank: Bank, image: Tensor, opts: Map) -> Result<Picture, Box<EvalAltResult>> {
+        let value = options(&opts);
+        let section = Section::at(&value, "contrast")?;
+        let o = ExplainOptions::from_config(&section)?;
+        let classes = match section.get(&["classes"]) {
+            None | Some(serde_yaml::Value::Null) => None,
+            Some(serde_yaml::Value::Sequence(v)) if v.len() == 2 && v.iter().all(|c| c.as_i64().is_some()) => {
+                Some((v[0].as_i64().unwrap_or_default(), v[1].as_i64().unwrap_or_default()))
+            }
+            Some(_) => return Err(section.invalid("classes", "must be two class indices, e.g. [3, 5]").into()),
+        };
+        let d = d.0.borrow();
+        let c = bank.contrast(&d, &image.0, classes, o.channels, o.prototypes)?;
+        let gray = Visualization::from_config(&section)?.gray;
+        Ok(bank.contrast_figure(&d, &c, &image.0, gray)?)
+    }
+
     /// The explained class.
     #[rhai_fn(pure, get = "class")]
     pub fn class(e: &mut Explanation) -> INT {

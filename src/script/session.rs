@@ -194,6 +194,8 @@ impl Session {
 fn imports(code: &str) -> Vec<(usize, String, String)> {
     let mut out = Vec::new();
     for (i, line) in code.lines().enumerate() {
+        // A trailing `// comment` is not part of the statement.
+        let line = line.split_once("//").map_or(line, |(code, _)| code);
         let Some(rest) = line.trim().strip_prefix("import") else { continue };
         let rest = rest.trim_start();
         let Some(rest) = rest.strip_prefix('"') else { continue };
@@ -246,10 +248,15 @@ mod tests {
 
     #[test]
     fn import_lines_are_found_with_their_line_numbers() {
-        let code = "let a = 1;\n  import \"pipeline\" as pipeline;\nimport \"x/y\" as  y_2\nimport f as g;";
+        let code = "let a = 1;\n  import \"pipeline\" as pipeline;\nimport \"x/y\" as  y_2\nimport f as g;\n\
+                    import \"fashion\" as fashion;   // scripts/lib/fashion.rhai";
         assert_eq!(
             imports(code),
-            vec![(2, "pipeline".to_string(), "pipeline".to_string()), (3, "x/y".to_string(), "y_2".to_string())]
+            vec![
+                (2, "pipeline".to_string(), "pipeline".to_string()),
+                (3, "x/y".to_string(), "y_2".to_string()),
+                (5, "fashion".to_string(), "fashion".to_string())
+            ]
         );
     }
 }
