@@ -83,8 +83,10 @@ async fn heartbeat_echo(mut socket: zeromq::RepSocket) {
                 }
             }
             Err(e) => {
-                log!("heartbeat recv error: {e}; heartbeat stopped");
-                return;
+                // A client that went away (a reset connection) is not the end:
+                // the next one connects to the same socket.
+                trace!("heartbeat recv error: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
     }
