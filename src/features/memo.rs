@@ -65,7 +65,7 @@ impl FeatureMemo {
                 }
                 .into());
             }
-            let z = net.features(&images)?;
+            let z = net.features_in_any_batch(&images)?;
             for (k, &i) in group.iter().enumerate() {
                 // A copy, so that a kept map does not pin its whole batch.
                 fresh.insert(i, z.f_get(k as i64)?.f_detach_copy()?);

@@ -34,7 +34,7 @@ impl ShrinkingBatch {
     /// Z `[B,C,h,w]` of normalised `images` `[B,3,H,W]` through `net`'s backbone.
     pub fn features(&mut self, net: &Network, images: &Tensor) -> Result<Tensor> {
         let device = net.device();
-        self.run(images, net.name(), device, |x| Ok(net.features(x)?))
+        self.run(images, net.name(), device, |x| Ok(net.features_in_any_batch(x)?))
     }
 
     /// [`features`](Self::features) with the backbone given as `forward`: the

@@ -107,12 +107,14 @@ pub fn capture_stderr(sink: Sink) -> std::io::Result<()> {
                     pending.drain(at..at + MARKER.len());
                     markers += 1;
                 }
-                // Keep a tail that may be the start of a marker; send the rest.
-                let keep = (1..MARKER.len().min(pending.len() + 1))
-                    .rev()
-                    .find(|&k| pending.ends_with(&MARKER[..k]))
-                    .unwrap_or(0);
-                let text: Vec<u8> = pending.drain(..pending.len() - keep).collect();
+                // Whole lines go out (a cell shows "step 1/2: 1/1 (0.3s)" as one
+                // line, not two pieces); at a flush, whatever is left too.
+                let upto = if markers > 0 {
+                    pending.len()
+                } else {
+                    pending.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1)
+                };
+                let text: Vec<u8> = pending.drain(..upto).collect();
                 if !text.is_empty() {
                     if let Ok(mut f) = capture.log.lock() {
                         let _ = f.write_all(&text);

@@ -220,6 +220,21 @@ impl Network {
         Ok(if z.kind() == Kind::Float { z } else { z.f_to_kind(Kind::Float)? })
     }
 
+    /// [`features`](Network::features), bit for bit the same for an image in any
+    /// batch: libtorch computes a batch of one image by another path on the CPU,
+    /// whose maps differ from the same image's in a larger batch in the last bits
+    /// (a batch of two or more agrees with any other, wherever the image sits).
+    /// So a single image is computed beside a zero image. The bank's pass and the
+    /// memo's recomputations use this, so that a map never depends on which
+    /// images shared its batch: a resumed run equals an uninterrupted one.
+    pub fn features_in_any_batch(&self, images: &Tensor) -> Result<Tensor> {
+        if images.dim() != 4 || images.size()[0] != 1 {
+            return self.features(images);
+        }
+        let pair = Tensor::f_cat(&[images, &images.f_zeros_like()?], 0)?;
+        Ok(self.features(&pair)?.f_narrow(0, 0, 1)?)
+    }
+
     /// The backbone's compute dtype (f32 unless [`set_precision`](Network::set_precision) changed it).
     pub fn precision(&self) -> Kind {
         self.precision
