@@ -151,12 +151,12 @@ fn the_executed_notebooks_show_pictures_and_the_purity_of_a_cli_run() {
     assert!(rhai.html.iter().any(|h| h.contains("class=\"epic-explanation\"")));
     assert!(rhai.stdout.contains(":2:1: rotate cannot take arguments"), "{}", rhai.stdout);
     // epic_rhai (the Rhai kernel): grids before and after, the purity plot, the
-    // explanation and the contrast, with extraction's progress in the cells' stderr.
+    // explanation and the contrast, with the progress lines in the cells' stderr.
     assert_eq!(kernel.pictures.len(), 5, "{:?}", kernel.pictures);
     assert!(kernel.pictures.contains(&(1000, 1208)) && kernel.pictures.contains(&figure), "{:?}", kernel.pictures);
     let grids: Vec<_> = kernel.pictures.iter().filter(|p| rhai.pictures.contains(p) && **p != figure).collect();
     assert!(grids.len() >= 3, "the grids match rhai_cells': {:?} vs {:?}", kernel.pictures, rhai.pictures);
-    assert!(kernel.stderr.contains("extract: 30 images"), "{}", kernel.stderr);
+    assert!(kernel.stderr.contains("fit_head: 10 classes"), "{}", kernel.stderr);
     assert!(kernel.stdout.contains(": p = "), "{}", kernel.stdout);
 
     // The Rhai notebook passes the same overrides to config(path, overrides).
