@@ -469,7 +469,7 @@ pub(super) fn assemble(
             crate::progress::note(&format!(
                 "the bank's sums ({}) are above dataloader.bank_mib = {bound} MiB: they stay on disk in {}, \
                  and each selection reads them a chunk at a time",
-                crate::report::mib(n as u64 * channels as u64 * 4),
+                crate::report::mib(super::sums::sums_bytes(n as usize, channels)),
                 folder.display()
             ));
             Sums::Disk { parts, channels }
@@ -497,10 +497,10 @@ fn keeps_sums_on_disk(
     folder: Option<&Path>,
 ) -> Result<bool> {
     let Some(bound) = options.bank_mib else { return Ok(false) };
-    let bytes = n as u64 * channels as u64 * 4;
-    if bytes <= (bound as u64) << 20 {
+    if !super::sums::above_bound(n, channels, options.bank_mib) {
         return Ok(false);
     }
+    let bytes = super::sums::sums_bytes(n, channels);
     if folder.is_none() {
         return Err(crate::Error::invalid(
             "dataloader.bank_mib",
@@ -640,13 +640,8 @@ impl Bank {
 
     /// `f` applied to every row block of the sums, the results joined in order:
     /// a per-row map of the whole bank, streamed when it is on disk.
-    fn map_rows(&self, mut f: impl FnMut(&Tensor) -> crate::Result<Tensor>) -> crate::Result<Tensor> {
-        let mut out = Vec::new();
-        self.for_each_block(|_, s| {
-            out.push(f(s)?);
-            Ok(())
-        })?;
-        Ok(Tensor::f_cat(&out, 0)?)
+    fn map_rows(&self, f: impl FnMut(&Tensor) -> crate::Result<Tensor>) -> crate::Result<Tensor> {
+        self.sums.map_rows(f)
     }
 
     /// N, the number of images.

@@ -100,12 +100,16 @@ impl BankLayout {
 
     /// Writes `folder/bank.json` unless it is there already.
     pub fn write_once(&self, folder: &Path) -> crate::Result<()> {
-        let path = Self::path(folder);
-        if path.is_file() {
+        if Self::path(folder).is_file() {
             return Ok(());
         }
+        self.write(folder)
+    }
+
+    /// Writes `folder/bank.json` (atomically), replacing one that is there.
+    pub fn write(&self, folder: &Path) -> crate::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| crate::Error::invalid("bank.json", e.to_string()))?;
-        crate::io::atomic::write_bytes_atomic(&path, text.as_bytes())
+        crate::io::atomic::write_bytes_atomic(&Self::path(folder), text.as_bytes())
     }
 }
 

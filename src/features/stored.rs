@@ -57,11 +57,7 @@ impl Bank {
             }
             Ok(())
         })?;
-        let layout = BankLayout { images: n, chunk, model: model.into(), dataset: dataset.into() };
-        let path = BankLayout::path(folder);
-        let text =
-            serde_json::to_string_pretty(&layout).map_err(|e| crate::Error::invalid("bank.json", e.to_string()))?;
-        crate::io::atomic::write_bytes_atomic(&path, text.as_bytes())
+        BankLayout { images: n, chunk, model: model.into(), dataset: dataset.into() }.write(folder)
     }
 
     /// The bank in `folder` (one bank's folder of a cache, or one written by
@@ -97,8 +93,7 @@ impl Bank {
         }
         let starts: Vec<usize> = (0..layout.images).step_by(layout.chunk.max(1)).collect();
         let channels = channels_of(&chunk_path(folder, 0))?;
-        let bytes = layout.images as u64 * channels as u64 * 4;
-        let on_disk = bank_mib.is_some_and(|b| bytes > (b as u64) << 20);
+        let on_disk = super::sums::above_bound(layout.images, channels, bank_mib);
         let mut chunks = Vec::with_capacity(starts.len());
         for &s in &starts {
             let rows = ((s + layout.chunk).min(layout.images) - s) as i64;

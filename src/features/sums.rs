@@ -71,16 +71,30 @@ impl Sums {
     pub fn load(&self) -> crate::Result<Tensor> {
         match self {
             Sums::Memory(t) => Ok(t.shallow_clone()),
-            Sums::Disk { .. } => {
-                let mut blocks = Vec::new();
-                self.for_each_block(|_, s| {
-                    blocks.push(s.shallow_clone());
-                    Ok(())
-                })?;
-                Ok(Tensor::f_cat(&blocks, 0)?)
-            }
+            Sums::Disk { .. } => self.map_rows(|s| Ok(s.shallow_clone())),
         }
     }
+
+    /// `f` applied to every row block, the results joined in order.
+    pub fn map_rows(&self, mut f: impl FnMut(&Tensor) -> crate::Result<Tensor>) -> crate::Result<Tensor> {
+        let mut out = Vec::new();
+        self.for_each_block(|_, s| {
+            out.push(f(s)?);
+            Ok(())
+        })?;
+        Ok(Tensor::f_cat(&out, 0)?)
+    }
+}
+
+/// Bytes of the sums of `n` images × `channels` (f32).
+pub(crate) fn sums_bytes(n: usize, channels: i64) -> u64 {
+    n as u64 * channels as u64 * 4
+}
+
+/// Whether sums of `n` images × `channels` stay on disk under `bank_mib`
+/// (none: no bound; 0: always on disk).
+pub(crate) fn above_bound(n: usize, channels: i64, bank_mib: Option<usize>) -> bool {
+    bank_mib.is_some_and(|b| sums_bytes(n, channels) > (b as u64) << 20)
 }
 
 /// The sums of one chunk file, checked as when the bank was read.
