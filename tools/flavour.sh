@@ -60,7 +60,7 @@ sys.exit("no torch module") if s is None else print(os.path.dirname(s.origin))')
             wheel=$(ls "$wheel_dir"/wheels/torch-"$what".0-*.whl 2>/dev/null | head -n1 || true)
             if [ -z "$wheel" ]; then
                 log "downloading torch==$what.0 from the registry (no dependencies, about 0.5 GB)"
-                "${PIP:-$root/.venv/bin/pip}" download --quiet --progress-bar off --no-deps \
+                PIP_NO_CACHE_DIR=1 "${PIP:-$root/.venv/bin/pip}" download --quiet --progress-bar off --no-deps \
                     -d "$wheel_dir/wheels" "torch==$what.0"
                 wheel=$(ls "$wheel_dir"/wheels/torch-"$what".0-*.whl | head -n1)
             fi
@@ -71,6 +71,8 @@ sys.exit("no torch module") if s is None else print(os.path.dirname(s.origin))')
                 -d "$wheel_dir/$what.tmp"
             rm -rf "$wheel_dir/${what:?}"
             mv "$wheel_dir/$what.tmp" "$wheel_dir/$what"
+            # What the build needs is unpacked; the wheel is another 0.5 GB on disk.
+            rm -f "$wheel"
         fi
         ;;
     *)

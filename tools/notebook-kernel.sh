@@ -10,6 +10,7 @@
 #     epic's dependencies (libtorch's glue among them).
 # Safe to run again: each step checks first.
 set -euo pipefail
+export PIP_NO_CACHE_DIR=1  # the venv is the one copy of each wheel
 cd "$(dirname "$0")/.."
 repo=$(pwd -P)
 

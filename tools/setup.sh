@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.13.0
 PY=${PYTHON:-python3}
+# The wheels install once into .venv; a second copy in pip's cache would only
+# take disk (torch alone is several GB).
+export PIP_NO_CACHE_DIR=1
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -36,6 +39,16 @@ command -v munged >/dev/null 2>&1 || need_apt+=(munge)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing apt packages: ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# A fresh `make test` needs about 25 GB: .venv 5 GB, target/ the rest. Say so
+# before a build runs out of space halfway.
+need_gb=25
+if [ ! -d target/debug/deps ]; then
+    free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+    if [ -n "$free_gb" ] && [ "$free_gb" -lt "$need_gb" ]; then
+        log "warning: $(pwd) has $free_gb GB free; a first build and test needs about $need_gb GB"
+    fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
