@@ -15,7 +15,7 @@ mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::inspect_checkpoint;
-pub use cost::{adam_step_seconds, StepShape};
+pub use cost::{adam_step_seconds, matmul_seconds, StepShape};
 pub use matrix::{invertible_matrix, orthogonal_matrix, Disentangler, MatrixKind};
 pub use objective::{purity_loss, purity_step, purity_step_gathered, purity_step_with, Gradient};
 pub use schedule::{Schedule, ScheduleKind};

@@ -14,7 +14,7 @@ use tch::{Kind, Tensor};
 pub enum Gradient {
     /// Closed-form adjoint of exp's derivative and, for orthogonal U, purity with
     /// ‖Uz‖ = ‖z‖: the same gradient to ~1e-6, several times faster on a CPU.
-    /// Falls back to autograd where its series does not converge.
+    /// Falls back to autograd where ‖A‖ is not finite or absurdly large.
     #[default]
     Fast,
     /// Autograd through libtorch's `matrix_exp`, operation for operation the
@@ -108,7 +108,7 @@ pub fn purity_step_gathered(
     let maps = maps.f_detach()?;
 
     // U, as a leaf for the cheap part of the graph (purity), and the graph from
-    // A to U where autograd is asked for (or the fast path cannot converge).
+    // A to U where autograd is asked for (or the fast path cannot plan).
     let a = d.a_raw().f_detach()?.f_set_requires_grad(how == Gradient::Autograd)?;
     // Fast: U = (e^M)ᵀ from the scaled exponential the gradient reuses.
     let prepared = match how {
@@ -148,7 +148,7 @@ pub fn purity_step_gathered(
         return Err(Error::NonFinite { what: "purity loss".into() });
     }
     let fast = match &prepared {
-        Some(p) => super::gradient::raw_gradient_from(d.kind(), p, &g)?,
+        Some(p) => Some(super::gradient::raw_gradient_from(d.kind(), p, &g)?),
         None => None,
     };
     let grad = match fast {

@@ -99,13 +99,17 @@ pub mod api {
         model.0.fit_batch_size(max.max(1) as usize) as INT
     }
 
-    /// Mean seconds of one Adam step on synthetic maps, on the host's device, and
-    /// the last loss: `#{ seconds, loss }`. `opts`: `kind` (`orthogonal`,
-    /// `invertible`), `gradient` (`fast`, `autograd`), `channels` (C), `images`
-    /// (distinct prototype maps, 512), `map` (side, 7), `pairs` (4096), `reps` (3).
+    /// Seconds of one Adam step on synthetic maps, on the host's device (the
+    /// fastest of `reps`), the last loss, and one C×C matmul's seconds there:
+    /// `#{ seconds, loss, matmul_seconds, matmuls }` (`matmuls` = seconds /
+    /// matmul_seconds). `opts`: `kind` (`orthogonal`, `invertible`), `gradient`
+    /// (`fast`, `autograd`), `channels` (C), `images` (distinct prototype maps,
+    /// 512), `map` (side, 7), `pairs` (4096), `norm` (‖A − Aᵀ‖₂ to start from,
+    /// 1.8: the demo's trained U; 0 is the identity), `reps` (3).
     ///
     /// ```rhai
-    /// let step = adam_step_seconds(#{ channels: 2048, gradient: "fast" });
+    /// let step = adam_step_seconds(#{ channels: 2048, gradient: "fast", norm: 0.2 });
+    /// print(`${step.matmuls} matmuls`);
     /// ```
     #[rhai_fn(return_raw)]
     pub fn adam_step_seconds(ctx: NativeCallContext, opts: Map) -> Result<Map, Box<EvalAltResult>> {
@@ -119,13 +123,17 @@ pub mod api {
             images: opts.int(&["images"], 512)?,
             map: opts.int(&["map"], 7)?,
             pairs: opts.int(&["pairs"], 4096)?,
+            norm: opts.float(&["norm"], 1.8)?,
         };
         let reps = opts.int(&["reps"], 3)?.max(1) as usize;
         let device = crate::script::host_device(&ctx);
         let (seconds, loss) = crate::disentangle::adam_step_seconds(kind, how, shape, device, reps)?;
+        let matmul = crate::disentangle::matmul_seconds(shape.channels, device, reps.max(5))?;
         let mut out = Map::new();
         out.insert("seconds".into(), (seconds as FLOAT).into());
         out.insert("loss".into(), (loss as FLOAT).into());
+        out.insert("matmul_seconds".into(), (matmul as FLOAT).into());
+        out.insert("matmuls".into(), ((seconds / matmul) as FLOAT).into());
         Ok(out)
     }
 
