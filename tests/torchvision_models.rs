@@ -105,7 +105,11 @@ fn matches_torchvision(name: &str, channels: i64) {
         start.elapsed().as_secs_f64()
     );
     assert!(dl < 1e-4, "{name}: logits differ by {dl}");
-    assert!(dz < 1e-4, "{name}: features differ by {dz}");
+    // Relative to the features' size beyond 10: folded batch norms round
+    // differently from PyTorch's separate pass, and ResNet-50's random-weight
+    // maps reach 346 (measured max |Δ| 1.3e-3 there, 3.6e-6 of it).
+    let z_scale = io["features"].abs().max().double_value(&[]);
+    assert!(dz < 1e-5 * z_scale.max(10.0), "{name}: features differ by {dz} (max |z| {z_scale:.1})");
     // head(backbone(x)) is the network's own logits.
     assert_eq!(max_abs_diff(&net.logits(&io["input"]).unwrap(), &logits), 0.0);
 }

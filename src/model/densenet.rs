@@ -15,7 +15,7 @@
 //! `norm.1`, `conv.2`, …; [`rename_legacy_key`] maps them to today's names when
 //! the weights are loaded.
 use super::backbone::{Backbone, Parts};
-use super::layers::{avg_pool2d, max_pool2d, BatchNorm2d, Conv2d, ConvOpts, Linear};
+use super::layers::{avg_pool2d, max_pool2d, BatchNorm2d, Conv2d, ConvBn, ConvOpts, Linear};
 use super::params::Params;
 use super::Result;
 use tch::Tensor;
@@ -87,8 +87,8 @@ pub fn rename_legacy_key(key: &str) -> String {
 /// ReLU, 3×3 convolution to `growth` new channels.
 struct DenseLayer {
     norm1: BatchNorm2d,
-    conv1: Conv2d,
-    norm2: BatchNorm2d,
+    /// conv1 with norm2 folded in.
+    conv1: ConvBn,
     conv2: Conv2d,
 }
 
@@ -97,8 +97,10 @@ impl DenseLayer {
         let mid = c.bn_size * c.growth;
         Ok(DenseLayer {
             norm1: BatchNorm2d::new(&p.pp("norm1"), cin, BN_EPS)?,
-            conv1: Conv2d::new(&p.pp("conv1"), cin, mid, 1, ConvOpts::default())?,
-            norm2: BatchNorm2d::new(&p.pp("norm2"), mid, BN_EPS)?,
+            conv1: ConvBn::new(
+                Conv2d::new(&p.pp("conv1"), cin, mid, 1, ConvOpts::default())?,
+                BatchNorm2d::new(&p.pp("norm2"), mid, BN_EPS)?,
+            ),
             conv2: Conv2d::new(&p.pp("conv2"), mid, c.growth, 3, ConvOpts { padding: 1, ..Default::default() })?,
         })
     }
@@ -106,7 +108,7 @@ impl DenseLayer {
     /// x `[B,C,H,W]` → the new features `[B,growth,H,W]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv1.forward(&self.norm1.forward(x)?.f_relu()?)?;
-        self.conv2.forward(&self.norm2.forward(&h)?.f_relu()?)
+        self.conv2.forward(&h.f_relu()?)
     }
 }
 
@@ -124,8 +126,8 @@ impl Transition {
 }
 
 struct DenseNetBackbone {
-    conv0: Conv2d,
-    norm0: BatchNorm2d,
+    /// conv0 with norm0 folded in.
+    stem: ConvBn,
     /// Each dense block's layers, then the transition after it (none after the last).
     blocks: Vec<(Vec<DenseLayer>, Option<Transition>)>,
     norm5: BatchNorm2d,
@@ -133,7 +135,7 @@ struct DenseNetBackbone {
 
 impl Backbone for DenseNetBackbone {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.norm0.forward(&self.conv0.forward(x)?)?.f_relu()?;
+        let h = self.stem.forward(x)?.f_relu()?;
         let mut h = max_pool2d(&h, 3, 2, 1)?;
         for (layers, transition) in &self.blocks {
             for layer in layers {
@@ -145,6 +147,10 @@ impl Backbone for DenseNetBackbone {
             }
         }
         Ok(self.norm5.forward(&h)?.f_relu()?)
+    }
+
+    fn channels_last(&self) -> bool {
+        true
     }
 }
 
@@ -159,7 +165,7 @@ pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
         7,
         ConvOpts { stride: 2, padding: 3, ..Default::default() },
     )?;
-    let norm0 = BatchNorm2d::new(&f.pp("norm0"), config.init_features, BN_EPS)?;
+    let stem = ConvBn::new(conv0, BatchNorm2d::new(&f.pp("norm0"), config.init_features, BN_EPS)?);
     let mut c = config.init_features;
     let mut blocks = Vec::new();
     for (b, &n) in config.blocks.iter().enumerate() {
@@ -185,7 +191,7 @@ pub fn densenet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     }
     let norm5 = BatchNorm2d::new(&f.pp("norm5"), c, BN_EPS)?;
     Ok(Parts {
-        backbone: Box::new(DenseNetBackbone { conv0, norm0, blocks, norm5 }),
+        backbone: Box::new(DenseNetBackbone { stem, blocks, norm5 }),
         head: Linear::new(&p.pp("classifier"), c, num_classes)?,
         head_prefix: "classifier",
         channels: c,

@@ -8,7 +8,7 @@
 //! (pixel − 127)/128. The backbone ends after the head convolution's ReLU6:
 //! Z is `[B,1280,7,7]` for a 224×224 input.
 use super::backbone::{Backbone, Parts};
-use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear};
+use super::layers::{BatchNorm2d, Conv2d, ConvBn, ConvOpts, Linear};
 use super::params::Params;
 use super::Result;
 use tch::Tensor;
@@ -26,21 +26,22 @@ const LITE0_STAGES: [(i64, i64, i64, i64, i64, usize); 7] = [
     (3, 1, 6, 192, 320, 1),
 ];
 
-/// A convolution with TensorFlow "SAME" padding, computed from the input size.
+/// A convolution with TensorFlow "SAME" padding, computed from the input size,
+/// and its batch norm folded in.
 struct SameConv {
-    conv: Conv2d,
+    conv: ConvBn,
     kernel: i64,
 }
 
 impl SameConv {
-    fn new(p: &Params, cin: i64, cout: i64, kernel: i64, stride: i64, groups: i64) -> Result<Self> {
+    fn new(p: &Params, (cin, cout): (i64, i64), kernel: i64, stride: i64, groups: i64, bn: &Params) -> Result<Self> {
         let conv = Conv2d::new(p, cin, cout, kernel, ConvOpts { stride, groups, ..Default::default() })?;
-        Ok(SameConv { conv, kernel })
+        Ok(SameConv { conv: ConvBn::new(conv, BatchNorm2d::new(bn, cout, BN_EPS)?), kernel })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (h, w) = (x.size()[2], x.size()[3]);
-        let s = self.conv.stride;
+        let s = self.conv.conv.stride;
         let pad = |n: i64| (((n + s - 1) / s - 1) * s + self.kernel - n).max(0);
         let (ph, pw) = (pad(h), pad(w));
         let x = if ph > 0 || pw > 0 {
@@ -52,63 +53,63 @@ impl SameConv {
     }
 }
 
-/// Mobile inverted bottleneck without squeeze-and-excitation.
+/// Mobile inverted bottleneck without squeeze-and-excitation; each convolution
+/// with its batch norm folded in.
 struct MbConv {
-    expand: Option<(Conv2d, BatchNorm2d)>,
+    expand: Option<ConvBn>,
     depthwise: SameConv,
-    bn1: BatchNorm2d,
-    project: Conv2d,
-    bn2: BatchNorm2d,
+    project: ConvBn,
     skip: bool,
+}
+
+/// A 1×1 convolution `conv` and its batch norm `bn` under `p`.
+fn pointwise(p: &Params, (conv, bn): (&str, &str), cin: i64, cout: i64) -> Result<ConvBn> {
+    Ok(ConvBn::new(
+        Conv2d::new(&p.pp(conv), cin, cout, 1, ConvOpts::default())?,
+        BatchNorm2d::new(&p.pp(bn), cout, BN_EPS)?,
+    ))
 }
 
 impl MbConv {
     fn new(p: &Params, k: i64, stride: i64, expand: i64, cin: i64, cout: i64) -> Result<Self> {
         let mid = cin * expand;
-        let expand = if expand != 1 {
-            Some((
-                Conv2d::new(&p.pp("_expand_conv"), cin, mid, 1, ConvOpts::default())?,
-                BatchNorm2d::new(&p.pp("_bn0"), mid, BN_EPS)?,
-            ))
-        } else {
-            None
-        };
+        let expand = if expand != 1 { Some(pointwise(p, ("_expand_conv", "_bn0"), cin, mid)?) } else { None };
         Ok(MbConv {
             expand,
-            depthwise: SameConv::new(&p.pp("_depthwise_conv"), mid, mid, k, stride, mid)?,
-            bn1: BatchNorm2d::new(&p.pp("_bn1"), mid, BN_EPS)?,
-            project: Conv2d::new(&p.pp("_project_conv"), mid, cout, 1, ConvOpts::default())?,
-            bn2: BatchNorm2d::new(&p.pp("_bn2"), cout, BN_EPS)?,
+            depthwise: SameConv::new(&p.pp("_depthwise_conv"), (mid, mid), k, stride, mid, &p.pp("_bn1"))?,
+            project: pointwise(p, ("_project_conv", "_bn2"), mid, cout)?,
             skip: stride == 1 && cin == cout,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.shallow_clone();
-        if let Some((conv, bn)) = &self.expand {
-            h = bn.forward(&conv.forward(&h)?)?.f_relu6()?;
+        if let Some(expand) = &self.expand {
+            h = expand.forward(&h)?.f_relu6()?;
         }
-        h = self.bn1.forward(&self.depthwise.forward(&h)?)?.f_relu6()?;
-        h = self.bn2.forward(&self.project.forward(&h)?)?;
+        h = self.depthwise.forward(&h)?.f_relu6()?;
+        h = self.project.forward(&h)?;
         Ok(if self.skip { h.f_add(x)? } else { h })
     }
 }
 
 struct LiteBackbone {
     stem: SameConv,
-    bn0: BatchNorm2d,
     blocks: Vec<MbConv>,
-    head: Conv2d,
-    bn1: BatchNorm2d,
+    head: ConvBn,
 }
 
 impl Backbone for LiteBackbone {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.bn0.forward(&self.stem.forward(x)?)?.f_relu6()?;
+        let mut h = self.stem.forward(x)?.f_relu6()?;
         for b in &self.blocks {
             h = b.forward(&h)?;
         }
-        Ok(self.bn1.forward(&self.head.forward(&h)?)?.f_relu6()?)
+        Ok(self.head.forward(&h)?.f_relu6()?)
+    }
+
+    fn channels_last(&self) -> bool {
+        true
     }
 }
 
@@ -122,11 +123,9 @@ pub fn lite0(p: &Params, num_classes: i64) -> Result<Parts> {
         }
     }
     let backbone = LiteBackbone {
-        stem: SameConv::new(&p.pp("_conv_stem"), 3, 32, 3, 2, 1)?,
-        bn0: BatchNorm2d::new(&p.pp("_bn0"), 32, BN_EPS)?,
+        stem: SameConv::new(&p.pp("_conv_stem"), (3, 32), 3, 2, 1, &p.pp("_bn0"))?,
         blocks,
-        head: Conv2d::new(&p.pp("_conv_head"), 320, 1280, 1, ConvOpts::default())?,
-        bn1: BatchNorm2d::new(&p.pp("_bn1"), 1280, BN_EPS)?,
+        head: pointwise(p, ("_conv_head", "_bn1"), 320, 1280)?,
     };
     Ok(Parts {
         backbone: Box::new(backbone),

@@ -216,7 +216,18 @@ impl Network {
         } else {
             images.f_to_device(self.device)?.f_to_kind(self.precision)?
         };
-        let z = self.backbone.forward(&x)?;
+        // Channels-last where it pays: oneDNN on the CPU, and cuDNN's tensor-core
+        // kernels in half precision; cuDNN's f32 kernels are NCHW-first.
+        let channels_last =
+            self.backbone.channels_last() && (self.device == Device::Cpu || self.precision != Kind::Float);
+        let z = if channels_last {
+            // NHWC in memory with the NCHW shape: the strides libtorch reads as
+            // channels-last. The maps go back to the usual layout (a copy of Z only).
+            let x = x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?;
+            self.backbone.forward(&x)?.f_contiguous()?
+        } else {
+            self.backbone.forward(&x)?
+        };
         Ok(if z.kind() == Kind::Float { z } else { z.f_to_kind(Kind::Float)? })
     }
 
@@ -267,6 +278,7 @@ impl Network {
             }
         }
         self.precision = kind;
+        super::layers::parameters_changed();
         Ok(())
     }
 
@@ -325,6 +337,7 @@ impl Network {
             let src = given[k.as_str()].f_to_device(self.device)?.f_to_kind(Kind::Float)?;
             v.f_copy_(&src)?;
         }
+        super::layers::parameters_changed();
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 //! 224); its `IMAGENET1K_V2` weights were evaluated with resize 232, which
 //! `Network::set_sizes` can select.
 use super::backbone::{Backbone, Parts};
-use super::layers::{max_pool2d, BatchNorm2d, Conv2d, ConvOpts, Linear};
+use super::layers::{max_pool2d, BatchNorm2d, Conv2d, ConvBn, ConvOpts, Linear};
 use super::params::Params;
 use super::Result;
 use tch::Tensor;
@@ -109,17 +109,17 @@ fn conv_bn(
     k: i64,
     stride: i64,
     groups: i64,
-) -> Result<(Conv2d, BatchNorm2d)> {
+) -> Result<ConvBn> {
     let opts = ConvOpts { stride, padding: k / 2, groups, ..Default::default() };
-    Ok((Conv2d::new(&p.pp(names.0), cin, cout, k, opts)?, BatchNorm2d::new(&p.pp(names.1), cout, BN_EPS)?))
+    Ok(ConvBn::new(Conv2d::new(&p.pp(names.0), cin, cout, k, opts)?, BatchNorm2d::new(&p.pp(names.1), cout, BN_EPS)?))
 }
 
 /// One residual block: conv/bn pairs with ReLUs between them, plus the shortcut
 /// (`downsample.0` 1×1 conv, `downsample.1` bn) where the shape changes.
 struct Residual {
     /// (conv, bn) in order; ReLU follows every pair but the last.
-    path: Vec<(Conv2d, BatchNorm2d)>,
-    downsample: Option<(Conv2d, BatchNorm2d)>,
+    path: Vec<ConvBn>,
+    downsample: Option<ConvBn>,
 }
 
 impl Residual {
@@ -150,14 +150,14 @@ impl Residual {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.shallow_clone();
-        for (i, (conv, bn)) in self.path.iter().enumerate() {
-            h = bn.forward(&conv.forward(&h)?)?;
+        for (i, conv_bn) in self.path.iter().enumerate() {
+            h = conv_bn.forward(&h)?;
             if i + 1 < self.path.len() {
                 h = h.f_relu()?;
             }
         }
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward(&conv.forward(x)?)?,
+            Some(conv_bn) => conv_bn.forward(x)?,
             None => x.shallow_clone(),
         };
         Ok(h.f_add(&shortcut)?.f_relu()?)
@@ -165,19 +165,22 @@ impl Residual {
 }
 
 struct ResNetBackbone {
-    conv1: Conv2d,
-    bn1: BatchNorm2d,
+    stem: ConvBn,
     blocks: Vec<Residual>,
 }
 
 impl Backbone for ResNetBackbone {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.bn1.forward(&self.conv1.forward(x)?)?.f_relu()?;
+        let h = self.stem.forward(x)?.f_relu()?;
         let mut h = max_pool2d(&h, 3, 2, 1)?;
         for b in &self.blocks {
             h = b.forward(&h)?;
         }
         Ok(h)
+    }
+
+    fn channels_last(&self) -> bool {
+        true
     }
 }
 
@@ -185,7 +188,7 @@ impl Backbone for ResNetBackbone {
 /// C = `config.channels()`, head `fc`.
 pub fn resnet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     let conv1 = Conv2d::new(&p.pp("conv1"), 3, 64, 7, ConvOpts { stride: 2, padding: 3, ..Default::default() })?;
-    let bn1 = BatchNorm2d::new(&p.pp("bn1"), 64, BN_EPS)?;
+    let stem = ConvBn::new(conv1, BatchNorm2d::new(&p.pp("bn1"), 64, BN_EPS)?);
     let mut blocks = Vec::new();
     let mut cin = 64;
     for (stage, &repeats) in config.layers.iter().enumerate() {
@@ -200,7 +203,7 @@ pub fn resnet(p: &Params, config: Config, num_classes: i64) -> Result<Parts> {
     }
     let channels = config.channels();
     Ok(Parts {
-        backbone: Box::new(ResNetBackbone { conv1, bn1, blocks }),
+        backbone: Box::new(ResNetBackbone { stem, blocks }),
         head: Linear::new(&p.pp("fc"), channels, num_classes)?,
         head_prefix: "fc",
         channels,
