@@ -23,7 +23,11 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// Images per timed forward batch.
-const BATCH: i64 = 4;
+/// The batch of the speed columns: `EPIC_ZOO_BATCH`, 4 by default (so that the
+/// largest networks fit); the extraction's batch is 32 to 64.
+fn batch() -> i64 {
+    std::env::var("EPIC_ZOO_BATCH").ok().and_then(|b| b.parse().ok()).filter(|&b| b > 0).unwrap_or(4)
+}
 /// Each timing repeats batches for at least this long (after one warm-up batch);
 /// under `cargo test` (no `--bench`), a tenth of a second.
 fn seconds() -> f64 {
@@ -36,7 +40,7 @@ fn seconds() -> f64 {
 
 /// argv: DIR NAME SIZE BATCH SECONDS. Writes DIR/NAME.pth (the random state dict)
 /// and DIR/NAME.safetensors (`input` [2,3,SIZE,SIZE], `logits`); prints JSON
-/// {"max_logit": …, "images_per_s": …} (PyTorch's forward at BATCH).
+/// {"max_logit": …, "images_per_s": …} (PyTorch's forward at BATCH, [`batch`]).
 const GOLDEN: &str = r#"
 import sys, json, struct, time, warnings, torch, torchvision
 from torch import nn
@@ -110,9 +114,9 @@ fn venv_python() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }
 
-/// Images per second of `net`'s whole forward pass on a random batch of `BATCH`.
+/// Images per second of `net`'s whole forward pass on a random batch of [`batch`].
 fn epic_images_per_s(net: &Network, size: i64) -> f64 {
-    let x = Tensor::randn([BATCH, 3, size, size], (Kind::Float, Device::Cpu));
+    let x = Tensor::randn([batch(), 3, size, size], (Kind::Float, Device::Cpu));
     tch::no_grad(|| {
         let _ = net.logits(&x).expect("forward");
         let (mut n, t) = (0, Instant::now());
@@ -120,7 +124,7 @@ fn epic_images_per_s(net: &Network, size: i64) -> f64 {
             let _ = net.logits(&x).expect("forward");
             n += 1;
         }
-        (n as i64 * BATCH) as f64 / t.elapsed().as_secs_f64()
+        (n as i64 * batch()) as f64 / t.elapsed().as_secs_f64()
     })
 }
 
@@ -173,7 +177,7 @@ fn torchvision_row(arch: &epic::model::Architecture, dir: &Path, threads: i32) -
         .arg(dir)
         .arg(arch.name)
         .arg(p.crop.to_string())
-        .arg(BATCH.to_string())
+        .arg(batch().to_string())
         .arg(seconds().to_string())
         .arg(threads.to_string())
         .output()
@@ -236,7 +240,8 @@ fn main() {
         eprintln!("{}: {:.1}s", row.name, t.elapsed().as_secs_f64());
     }
     eprintln!(
-        "{threads} threads, batch {BATCH}, ≥ {} s per timing; total {:.0}s",
+        "{threads} threads, batch {}, ≥ {} s per timing; total {:.0}s",
+        batch(),
         seconds(),
         start.elapsed().as_secs_f64()
     );

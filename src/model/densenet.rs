@@ -107,8 +107,8 @@ impl DenseLayer {
 
     /// x `[B,C,H,W]` → the new features `[B,growth,H,W]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.f_relu()?)?;
-        self.conv2.forward(&h.f_relu()?)
+        let h = self.conv1.forward(&self.norm1.forward(x)?.f_relu_()?)?.f_relu_()?;
+        self.conv2.forward(&h)
     }
 }
 
@@ -120,7 +120,7 @@ struct Transition {
 
 impl Transition {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv.forward(&self.norm.forward(x)?.f_relu()?)?;
+        let h = self.conv.forward(&self.norm.forward(x)?.f_relu_()?)?;
         avg_pool2d(&h, 2, 2)
     }
 }
@@ -135,7 +135,7 @@ struct DenseNetBackbone {
 
 impl Backbone for DenseNetBackbone {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.stem.forward(x)?.f_relu()?;
+        let h = self.stem.forward(x)?.f_relu_()?;
         let mut h = max_pool2d(&h, 3, 2, 1)?;
         for (layers, transition) in &self.blocks {
             for layer in layers {
@@ -146,7 +146,7 @@ impl Backbone for DenseNetBackbone {
                 h = t.forward(&h)?;
             }
         }
-        Ok(self.norm5.forward(&h)?.f_relu()?)
+        Ok(self.norm5.forward(&h)?.f_relu_()?)
     }
 
     fn channels_last(&self) -> bool {

@@ -85,11 +85,11 @@ impl MbConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.shallow_clone();
         if let Some(expand) = &self.expand {
-            h = expand.forward(&h)?.f_relu6()?;
+            h = expand.forward(&h)?.f_relu6_()?;
         }
-        h = self.depthwise.forward(&h)?.f_relu6()?;
+        h = self.depthwise.forward(&h)?.f_relu6_()?;
         h = self.project.forward(&h)?;
-        Ok(if self.skip { h.f_add(x)? } else { h })
+        Ok(if self.skip { h.f_add_(x)? } else { h })
     }
 }
 
@@ -101,11 +101,11 @@ struct LiteBackbone {
 
 impl Backbone for LiteBackbone {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.stem.forward(x)?.f_relu6()?;
+        let mut h = self.stem.forward(x)?.f_relu6_()?;
         for b in &self.blocks {
             h = b.forward(&h)?;
         }
-        Ok(self.head.forward(&h)?.f_relu6()?)
+        Ok(self.head.forward(&h)?.f_relu6_()?)
     }
 
     fn channels_last(&self) -> bool {

@@ -153,14 +153,17 @@ impl Residual {
         for (i, conv_bn) in self.path.iter().enumerate() {
             h = conv_bn.forward(&h)?;
             if i + 1 < self.path.len() {
-                h = h.f_relu()?;
+                h.f_relu_()?;
             }
         }
         let shortcut = match &self.downsample {
             Some(conv_bn) => conv_bn.forward(x)?,
             None => x.shallow_clone(),
         };
-        Ok(h.f_add(&shortcut)?.f_relu()?)
+        // In place, as torchvision's ReLU(inplace=True): no allocation per block.
+        h.f_add_(&shortcut)?;
+        h.f_relu_()?;
+        Ok(h)
     }
 }
 
@@ -171,7 +174,8 @@ struct ResNetBackbone {
 
 impl Backbone for ResNetBackbone {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.stem.forward(x)?.f_relu()?;
+        let mut h = self.stem.forward(x)?;
+        h.f_relu_()?;
         let mut h = max_pool2d(&h, 3, 2, 1)?;
         for b in &self.blocks {
             h = b.forward(&h)?;
