@@ -153,7 +153,7 @@ impl Residual {
         for (i, conv_bn) in self.path.iter().enumerate() {
             h = conv_bn.forward(&h)?;
             if i + 1 < self.path.len() {
-                h.f_relu_()?;
+                h = h.f_relu_()?;
             }
         }
         let shortcut = match &self.downsample {
@@ -161,9 +161,7 @@ impl Residual {
             None => x.shallow_clone(),
         };
         // In place, as torchvision's ReLU(inplace=True): no allocation per block.
-        h.f_add_(&shortcut)?;
-        h.f_relu_()?;
-        Ok(h)
+        Ok(h.f_add_(&shortcut)?.f_relu_()?)
     }
 }
 
@@ -174,8 +172,7 @@ struct ResNetBackbone {
 
 impl Backbone for ResNetBackbone {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.stem.forward(x)?;
-        h.f_relu_()?;
+        let h = self.stem.forward(x)?.f_relu_()?;
         let mut h = max_pool2d(&h, 3, 2, 1)?;
         for b in &self.blocks {
             h = b.forward(&h)?;

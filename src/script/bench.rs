@@ -105,7 +105,7 @@ pub mod api {
     /// matmul_seconds). `opts`: `kind` (`orthogonal`, `invertible`), `gradient`
     /// (`fast`, `autograd`), `channels` (C), `images` (distinct prototype maps,
     /// 512), `map` (side, 7), `pairs` (4096), `norm` (‖A − Aᵀ‖₂ to start from,
-    /// 1.8: the demo's trained U; 0 is the identity), `reps` (3).
+    /// 1.8: about the demo's trained U; 0 is the identity), `reps` (3).
     ///
     /// ```rhai
     /// let step = adam_step_seconds(#{ channels: 2048, gradient: "fast", norm: 0.2 });
