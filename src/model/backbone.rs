@@ -18,8 +18,8 @@ pub trait Backbone {
     /// (NHWC in memory, `[B,3,H,W]` still as the shape): true for convolutional
     /// networks whose every layer keeps that layout, where oneDNN then skips the
     /// reorders around each convolution (about 0.8× the time on a CPU).
-    /// [`Network::features`](super::Network::features) uses it on the CPU and,
-    /// on CUDA, in half precision only. The maps come back in the usual layout.
+    /// [`Network::features`](super::Network::features) uses it in f32 on the
+    /// CPU and in f16/bf16 on CUDA. The maps come back in the usual layout.
     fn channels_last(&self) -> bool {
         false
     }
