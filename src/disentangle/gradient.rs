@@ -116,9 +116,11 @@ pub struct ScaledExp {
     degree: usize,
     /// H_1 … H_r of Horner's rule in N^q, T = H_0 = B_0 + N^q·H_1 (H_j = B_j + N^q·H_{j+1}).
     horner: Vec<Tensor>,
-    /// X_0 = T(N), X_j = X_{j−1}²; the last is e^M.
+    /// X_0 = T(N), X_j = X_{j−1}² for j < s.
     squares: Vec<Tensor>,
     s: i32,
+    /// e^M = X_{s−1}² (X_0 when s = 0).
+    exp: Tensor,
 }
 
 impl ScaledExp {
@@ -132,35 +134,29 @@ impl ScaledExp {
             let next = powers[k - 1].f_matmul(&powers[0])?;
             powers.push(next);
         }
-        let mut exp = ScaledExp { powers, degree, horner: Vec::new(), squares: Vec::new(), s };
-        // Horner from the top block down; each H_j is kept for the derivative.
+        let mut exp = ScaledExp { powers, degree, horner: Vec::new(), squares: Vec::new(), s, exp: Tensor::new() };
+        // Horner from the top block down; each H_{j+1} is kept for the derivative.
         let top = exp.blocks() - 1;
-        let mut h: Option<Tensor> = None;
-        for j in (0..=top).rev() {
+        let mut h = exp.block(top, |k| exp.identity_or_power(k))?;
+        for j in (0..top).rev() {
+            let product = exp.powers[q - 1].f_matmul(&h)?;
             let b = exp.block(j, |k| exp.identity_or_power(k))?;
-            let value = match h.take() {
-                None => b,
-                Some(above) => {
-                    let product = exp.powers[q - 1].f_matmul(&above)?;
-                    exp.horner.insert(0, above);
-                    b.f_add(&product)?
-                }
-            };
-            h = Some(value);
+            exp.horner.push(h);
+            h = b.f_add(&product)?;
         }
-        let mut x = h.expect("at least one block");
+        exp.horner.reverse();
         for _ in 0..s {
-            let next = x.f_matmul(&x)?;
-            exp.squares.push(x);
-            x = next;
+            let next = h.f_matmul(&h)?;
+            exp.squares.push(h);
+            h = next;
         }
-        exp.squares.push(x);
+        exp.exp = h;
         Ok(Some(exp))
     }
 
     /// e^M.
     pub fn exp(&self) -> &Tensor {
-        self.squares.last().expect("X_0 is always kept")
+        &self.exp
     }
 
     /// Blocks B_0 … B_r of degree < q each, r = ⌊m/q⌋ (a last block of degree 0
@@ -222,20 +218,14 @@ impl ScaledExp {
         // dH_j = dB_j + d(N^q)·H_{j+1} + N^q·dH_{j+1}.
         let top = self.blocks() - 1;
         let q = self.powers.len();
-        let mut dh: Option<Tensor> = None;
-        for j in (0..=top).rev() {
-            let db = self.block(j, |i| Ok(if i == 0 { None } else { Some(dpowers[i - 1].shallow_clone()) }))?;
-            dh = Some(match dh.take() {
-                None => db,
-                Some(above) => {
-                    let h = &self.horner[j];
-                    db.f_add(&dpowers[q - 1].f_matmul(h)?)?.f_add(&self.powers[q - 1].f_matmul(&above)?)?
-                }
-            });
+        let db = |j: usize| self.block(j, |i| Ok(if i == 0 { None } else { Some(dpowers[i - 1].shallow_clone()) }));
+        let mut dx = db(top)?;
+        for j in (0..top).rev() {
+            let h = &self.horner[j];
+            dx = db(j)?.f_add(&dpowers[q - 1].f_matmul(h)?)?.f_add(&self.powers[q - 1].f_matmul(&dx)?)?;
         }
-        let mut dx = dh.expect("at least one block");
         // d(X²) = X·dX + dX·X through the squarings.
-        for x in self.squares.iter().take(self.s as usize) {
+        for x in &self.squares {
             dx = x.f_matmul(&dx)?.f_add(&dx.f_matmul(x)?)?;
         }
         Ok(dx)
