@@ -321,6 +321,41 @@ fn the_closed_form_gradient_through_exp_equals_autograd() {
 }
 
 #[test]
+fn the_gradient_through_a_few_rows_of_u_equals_autograd() {
+    use epic::disentangle::columns::orthogonal_gradient;
+    let mut checked = 0;
+    for c in [1i64, 8, 64, 256] {
+        // ‖A − Aᵀ‖₂ ≈ 2√2·s: from the identity to ~3.4, near the path's limit of 4.
+        for s in [0.0, 0.05, 0.5, 0.9, 1.2] {
+            let a = randn(&[c, c], seed()) * (s / (c as f64).sqrt());
+            // A batch naming w of the C channels: G is nonzero in those rows only.
+            let w = (c / 4).max(1);
+            let rows = randn(&[c], seed()).argsort(0, false).narrow(0, 0, w);
+            let g_rows = randn(&[w, c], seed()) * 1e-3;
+            let g = Tensor::zeros([c, c], (Kind::Float, Device::Cpu)).index_add(0, &rows, &g_rows);
+            let want = autograd_gradient(MatrixKind::Orthogonal, &a, &g);
+            let Some((got, u_rows)) = orthogonal_gradient(&a, &rows, &g_rows).unwrap() else { continue };
+            checked += 1;
+            let u = epic::disentangle::orthogonal_matrix(&a.to_kind(Kind::Double)).unwrap();
+            let e_rows = rel_err(&u_rows, &u.index_select(0, &rows));
+            assert!(e_rows < 1e-5, "C = {c}, s = {s}: rows of U off by {e_rows:e}");
+            let f32_autograd = {
+                let a = a.detach().set_requires_grad(true);
+                (MatrixKind::Orthogonal.matrix(&a).unwrap() * &g).sum(Kind::Float).backward();
+                a.grad()
+            };
+            let (e_fast, e_auto) = (rel_err(&got, &want), rel_err(&f32_autograd, &want));
+            assert!(
+                e_fast < 2e-5 && e_fast < 20.0 * e_auto.max(1e-7),
+                "C = {c}, s = {s}: rows {e_fast:e}, f32 autograd {e_auto:e}"
+            );
+        }
+    }
+    // Every norm but the largest at large C is within the path's reach.
+    assert!(checked >= 18, "only {checked} of 20 cases ran the rows path");
+}
+
+#[test]
 fn orthogonal_purity_equals_purity_under_u_when_u_is_orthogonal() {
     for &(b, c, h, w) in &SHAPES {
         let z = random_features(b, c, h, w);
@@ -335,8 +370,13 @@ fn orthogonal_purity_equals_purity_under_u_when_u_is_orthogonal() {
 
 #[test]
 fn fast_and_autograd_training_steps_agree() {
-    for kind in [MatrixKind::Orthogonal, MatrixKind::Invertible] {
-        let (c, b) = (48, 64);
+    // 64 pairs over 48 channels take the whole exponential; 16 pairs over 128
+    // channels, orthogonal, only the rows of U they name (disentangle::columns:
+    // (3·11 − 2)·16/128 ≈ 4 products against the whole path's 15).
+    for ((c, b), kind) in [(48, 64), (128, 16)]
+        .into_iter()
+        .flat_map(|shape| [MatrixKind::Orthogonal, MatrixKind::Invertible].map(|kind| (shape, kind)))
+    {
         let z = random_features(b, c, 4, 4);
         let channels = randint(c, &[b]);
         let start = randn(&[c, c], seed()) * (0.3 / (c as f64).sqrt());
@@ -350,12 +390,12 @@ fn fast_and_autograd_training_steps_agree() {
         let (fast, a_fast) = run(Gradient::Fast);
         let (auto, a_auto) = run(Gradient::Autograd);
         for (f, a) in fast.iter().zip(&auto) {
-            assert!((f - a).abs() < 1e-6, "{kind}: losses {fast:?} vs {auto:?}");
+            assert!((f - a).abs() < 1e-6, "{kind} C = {c}: losses {fast:?} vs {auto:?}");
         }
         // Five steps of lr 1e-3 move A by ~5e-3; the two paths agree far below that.
         let moved = max_abs_diff(&a_auto, &start);
         let apart = max_abs_diff(&a_fast, &a_auto);
-        assert!(moved > 1e-3 && apart < 1e-2 * moved, "{kind}: moved {moved:e}, apart {apart:e}");
+        assert!(moved > 1e-3 && apart < 1e-2 * moved, "{kind} C = {c}: moved {moved:e}, apart {apart:e}");
     }
 }
 

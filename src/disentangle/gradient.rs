@@ -55,7 +55,7 @@ const MAX_SQUARINGS: i32 = 30;
 /// An estimate of ‖m‖₂ from 8 power iterations on mᵀm (O(C²) each, one read
 /// back at the end): a lower bound, tight to a few percent on the matrices seen
 /// here; the choice of degree allows 10 % on top.
-fn norm2_estimate(m: &Tensor) -> Result<f64> {
+pub fn norm2_estimate(m: &Tensor) -> Result<f64> {
     let c = m.size()[0];
     let mut v = Tensor::f_ones([c, 1], (m.kind(), m.device()))?.f_div_scalar((c as f64).sqrt())?;
     let mut n = Tensor::f_zeros([], (m.kind(), m.device()))?;
@@ -94,6 +94,12 @@ fn plan(norm: f64) -> Option<(usize, usize, i32)> {
     best.map(|(m, q, s, _)| (m, q, s))
 }
 
+/// C×C products of exp and its derivative together at ‖M‖₂ ≈ `norm`, 3(p + s);
+/// `None` where no plan exists (autograd then).
+pub fn dense_products(norm: f64) -> Option<usize> {
+    plan(norm).map(|(m, q, s)| 3 * (products(m, q) + s as usize))
+}
+
 /// C×C products of Paterson–Stockmeyer for degree `m` with powers N … N^`q`.
 fn products(m: usize, q: usize) -> usize {
     let r = m / q;
@@ -127,7 +133,13 @@ impl ScaledExp {
     /// Plans degree and scaling for `m` `[C,C]` and exponentiates; `None` when its
     /// norm is not finite or absurdly large.
     pub fn new(m: &Tensor) -> Result<Option<Self>> {
-        let Some((degree, q, s)) = plan(norm2_estimate(m)?) else { return Ok(None) };
+        Self::with_norm(m, norm2_estimate(m)?)
+    }
+
+    /// [`new`](Self::new) with ‖`m`‖₂ ≈ `norm` already estimated
+    /// ([`norm2_estimate`]).
+    pub fn with_norm(m: &Tensor, norm: f64) -> Result<Option<Self>> {
+        let Some((degree, q, s)) = plan(norm) else { return Ok(None) };
         let n = m.f_div_scalar(2f64.powi(s))?;
         let mut powers = vec![n];
         for k in 1..q {

@@ -1,9 +1,11 @@
 //! Learning the change of basis U: its parametrisations (`matrix`), the purity
-//! objective and one optimiser step (`objective`, `adam`), and the schedule of
-//! how many prototypes per channel each step trains on (`schedule`), and the
-//! training loop over a feature bank (`trainer`).
+//! objective and one optimiser step (`objective`, `adam`), the gradient through
+//! the exponential (`gradient` for the whole of it, `columns` for a batch's
+//! channels only), the schedule of how many prototypes per channel each step
+//! trains on (`schedule`), and the training loop over a feature bank (`trainer`).
 mod adam;
 pub(crate) mod checkpoint;
+pub mod columns;
 mod cost;
 pub mod gradient;
 mod matrix;

@@ -130,7 +130,9 @@ pub fn purity_argmax_orthogonal(features: &Tensor, u: &Tensor, channels: &Tensor
 /// few images), so the maps are taken once per distinct image in the batch, and
 /// each image's channels are rotated in one product: a 4096-pair batch at
 /// C = 1280 over 200 images reads 50 MB of maps instead of copying 1 GB.
-/// `orthogonal` takes ‖Uz‖ = ‖z‖ ([`purity_argmax_orthogonal`]). Differentiable in `u`.
+/// `orthogonal` takes ‖Uz‖ = ‖z‖ ([`purity_argmax_orthogonal`]); it then needs
+/// only the rows of U that the channels name, so `u` may also be those rows,
+/// `[R,C]`, with `channels` indexing them. Differentiable in `u`.
 pub fn purity_argmax_pairs(
     maps: &Tensor,
     rows: &Tensor,
@@ -151,14 +153,22 @@ pub fn purity_argmax_pairs(
             got: rows.size(),
         });
     }
-    if check::square(u, "u")? != c {
-        return Err(Error::Shape { what: "u".into(), expected: format!("[{c},{c}] to match features"), got: u.size() });
-    }
+    let u_rows = match u.size().as_slice() {
+        &[r, cu] if cu == c && (orthogonal || r == c) => r,
+        _ => {
+            let expected = if orthogonal { format!("[R,{c}] (rows of U) or [{c},{c}]") } else { format!("[{c},{c}]") };
+            return Err(Error::Shape {
+                what: "u".into(),
+                expected: format!("{expected} to match features"),
+                got: u.size(),
+            });
+        }
+    };
     check::same_device(maps, &rows, "purity_argmax_pairs(features, rows)")?;
     check::same_device(maps, &channels, "purity_argmax_pairs(features, channels)")?;
     check::same_device(maps, u, "purity_argmax_pairs(features, u)")?;
     check::in_range(&rows, "rows", n)?;
-    check::in_range(&channels, "channels", c)?;
+    check::in_range(&channels, "channels", u_rows)?;
     let device = maps.device();
     let b = rows.size()[0];
     if b == 0 {
