@@ -13,7 +13,8 @@ use tch::{Kind, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Gradient {
     /// Closed-form adjoint of exp's derivative and, for orthogonal U, purity with
-    /// ‖Uz‖ = ‖z‖: the same gradient to ~1e-6, several times faster on a CPU.
+    /// ‖Uz‖ = ‖z‖ (and, for a batch naming few channels, only those rows of U):
+    /// the same gradient to ~1e-6, several times faster on a CPU.
     /// Falls back to autograd where ‖A‖ is not finite or absurdly large.
     #[default]
     Fast,

@@ -1,5 +1,5 @@
 //! What the network looks for in a class: the channels with the largest mean
-//! contribution A′[y,c]·ReLU(v_c) over the class's training images, each with
+//! contribution A′\[y,c\]·ReLU(v_c) over the class's training images, each with
 //! its prototypes (and, on request, its negative prototypes: the top-m of
 //! −activation), and the share of the class logit each carries.
 //!
@@ -21,10 +21,10 @@ pub struct ClassView {
     pub images: usize,
     /// The top channels, largest mean contribution first.
     pub channels: Vec<i64>,
-    /// Their mean contributions A′[y,c]·ReLU(v_c).
+    /// Their mean contributions A′\[y,c\]·ReLU(v_c).
     pub contributions: Vec<f64>,
     /// Each channel's share of the mean class logit minus its bias:
-    /// mean(A′[y,c]·v_c) / mean(Σ_c A′[y,c]·v_c).
+    /// mean(A′\[y,c\]·v_c) / mean(Σ_c A′\[y,c\]·v_c).
     pub shares: Vec<f64>,
     /// Each channel's top-m prototypes.
     pub prototypes: Vec<Vec<usize>>,

@@ -2,7 +2,7 @@
 //! image, and those that most favour B, each with its prototypes.
 //!
 //! With v = avgpool(Ẑ) and A′ = A·U⁻¹, the logit margin splits exactly over
-//! channels: logit_a − logit_b = Σ_c (A′[a,c] − A′[b,c])·v_c + (b_a − b_b).
+//! channels: logit_a − logit_b = Σ_c (A′\[a,c\] − A′\[b,c\])·v_c + (b_a − b_b).
 //! Channels are ranked by (A′[a] − A′[b]) ⊙ ReLU(v) for A and by its negative
 //! for B; each shown channel's term is its share of the margin, and what the
 //! shown channels leave is stated as the rest: the other channels and the bias.
@@ -21,7 +21,7 @@ pub struct ContrastSide {
     pub name: String,
     /// The channels.
     pub channels: Vec<i64>,
-    /// Each channel's term (A′[a,c] − A′[b,c])·v_c of the margin logit_a − logit_b:
+    /// Each channel's term (A′\[a,c\] − A′\[b,c\])·v_c of the margin logit_a − logit_b:
     /// positive on A's side, negative on B's.
     pub terms: Vec<f64>,
     /// Where each channel peaks in the image.

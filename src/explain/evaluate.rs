@@ -24,8 +24,8 @@ use tch::{Kind, Tensor};
 pub struct Deletion {
     /// Channels removed.
     pub k: i64,
-    /// Which: `explained` (top-k of A′[pred] ⊙ ReLU(v)), `random`, or `unrotated`
-    /// (top-k of A[pred] ⊙ ReLU(avgpool(Z)), removed from avgpool(Z)).
+    /// Which: `explained` (top-k of A′\[pred\] ⊙ ReLU(v)), `random`, or `unrotated`
+    /// (top-k of A\[pred\] ⊙ ReLU(avgpool(Z)), removed from avgpool(Z)).
     pub channels: String,
     /// Share of images whose prediction changed.
     pub flip_rate: f64,

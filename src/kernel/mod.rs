@@ -1,7 +1,7 @@
 //! `epic kernel`: a Jupyter kernel whose cells are EPIC script (Rhai), over the
 //! Jupyter messaging protocol 5.3.
 //!
-//! Jupyter starts it from the kernelspec [`install`] writes, as `epic kernel -f
+//! Jupyter starts it from the kernelspec [`install()`] writes, as `epic kernel -f
 //! {connection_file}`. One [`crate::script::Session`] serves every cell: the
 //! engine `epic run` uses, with the same functions, `import` path and config
 //! conventions, on the device `epic run --device auto` picks. A cell's value
@@ -9,11 +9,11 @@
 //! `image/png`, tables as `text/html`, always `text/plain`); `print` goes to the
 //! cell's stdout and epic's progress lines and warnings to its stderr.
 //!
-//! One file per idea: [`connection`] (the connection file), [`wire`] (signed
-//! messages, replies and iopub children), [`channels`] (the five sockets, the
-//! heartbeat, the iopub publisher), [`handlers`] (shell and control requests),
-//! [`engine`] (the session on its own thread: execution, completion,
-//! inspection), [`output`] (where a cell's output goes), [`install`] (the
+//! One file per idea: `connection` (the connection file), `wire` (signed
+//! messages, replies and iopub children), `channels` (the five sockets, the
+//! heartbeat, the iopub publisher), `handlers` (shell and control requests),
+//! `engine` (the session on its own thread: execution, completion,
+//! inspection), `output` (where a cell's output goes), `install` (the
 //! kernelspec).
 //!
 //! Threads: a two-worker tokio runtime runs the sockets' tasks; the session runs
