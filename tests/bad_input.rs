@@ -797,6 +797,21 @@ fn a_channel_out_of_range_is_named_with_the_range() {
             message("channel out of range", epic::prototypes::purity_argmax(&z, &Tensor::from_slice(&[0i64, bad, 1])));
         says("channel out of range", &e, &["channels", shown, "out of range 0..4", "use 0 to 3"]);
     }
+    // A training step, on the path through the few rows of U its batch names
+    // (16 pairs over 128 channels of an orthogonal U away from the identity).
+    use epic::disentangle::{purity_step_with, Adam, AdamConfig, Disentangler, Gradient, MatrixKind};
+    let maps = randn(&[16, 128, 2, 2], 6).relu();
+    let a = randn(&[128, 128], 7) * (0.3 / 128f64.sqrt());
+    let mut d = Disentangler::from_raw(MatrixKind::Orthogonal, &a).unwrap();
+    let mut opt = Adam::new(d.a_raw(), AdamConfig::default()).unwrap();
+    let mut channels: Vec<i64> = (0..16).collect();
+    channels[3] = 128;
+    let e = message(
+        "channel out of range (step)",
+        purity_step_with(Gradient::Fast, &mut d, &mut opt, &maps, &Tensor::from_slice(&channels)),
+    );
+    says("channel out of range (step)", &e, &["channels", "index 128", "out of range 0..128"]);
+    assert!(d.a_raw().equal(&a), "a failed step leaves A as it was");
     let tmp = tempfile::tempdir().unwrap();
     let r = run_script(
         tmp.path(),

@@ -35,7 +35,7 @@ use tch::Tensor;
 /// Largest ‖M‖₂ (estimated) the unscaled series is used at.
 pub const MAX_NORM: f64 = 4.0;
 
-/// Highest degree ever planned (x = 4.4 needs 24).
+/// Highest degree ever planned (x = 4.4 needs 23).
 const MAX_DEGREE: usize = 40;
 
 /// The least degree d whose derivative truncation (1.1·`norm`)^d/d! is below

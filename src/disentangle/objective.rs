@@ -193,6 +193,8 @@ fn columns_step(
 ) -> Result<Option<f64>> {
     use super::columns::{self, ExpColumns};
     let Some(degree) = columns::degree(norm) else { return Ok(None) };
+    let channels = crate::check::indices(channels, "channels")?;
+    crate::check::in_range(&channels, "channels", d.channels())?;
     let list = Vec::<i64>::try_from(channels.f_to_device(tch::Device::Cpu)?)?;
     let mut distinct = list.clone();
     distinct.sort_unstable();
