@@ -153,13 +153,7 @@ pub fn purity_step_gathered(
         loss.f_backward()?;
         value += loss.f_double_value(&[])?;
     }
-    let g = leaf.f_grad()?;
-    if !g.defined() {
-        return Err(Error::invalid("purity_step", "no gradient reached A (empty batch?)"));
-    }
-    if !value.is_finite() {
-        return Err(Error::NonFinite { what: "purity loss".into() });
-    }
+    let g = checked_gradient(&leaf, value)?;
     let fast = match &prepared {
         Some(p) => Some(super::gradient::raw_gradient_from(d.kind(), p, &g)?),
         None => None,
@@ -215,13 +209,7 @@ fn columns_step(
     let loss = purity.f_mean(Kind::Float)?.f_neg()?;
     loss.f_backward()?;
     let value = loss.f_double_value(&[])?;
-    if !value.is_finite() {
-        return Err(Error::NonFinite { what: "purity loss".into() });
-    }
-    let g = leaf.f_grad()?;
-    if !g.defined() {
-        return Err(Error::invalid("purity_step", "no gradient reached A (empty batch?)"));
-    }
+    let g = checked_gradient(&leaf, value)?;
     // M = Sᵀ − S, so dS = M̄ᵀ − M̄ (as columns::orthogonal_gradient).
     let m_bar = exp.gradient(&g.f_tr()?)?;
     let grad = {
@@ -230,6 +218,19 @@ fn columns_step(
     };
     opt.update(d.a_raw_mut(), &grad)?;
     Ok(Some(value))
+}
+
+/// The gradient that reached `leaf` after the loss `value` was back-propagated:
+/// an error when none did (an empty batch) or the loss is not finite.
+fn checked_gradient(leaf: &Tensor, value: f64) -> Result<Tensor> {
+    let g = leaf.f_grad()?;
+    if !g.defined() {
+        return Err(Error::invalid("purity_step", "no gradient reached A (empty batch?)"));
+    }
+    if !value.is_finite() {
+        return Err(Error::NonFinite { what: "purity loss".into() });
+    }
+    Ok(g)
 }
 
 /// A C×C by C×w product's rate relative to a C×C by C×C one's (w ≈ C/4).
