@@ -12,6 +12,7 @@ mod matrix;
 mod objective;
 mod schedule;
 pub mod store;
+mod taylor;
 mod train_config;
 mod trainer;
 
