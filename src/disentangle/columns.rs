@@ -18,9 +18,9 @@
 //! C×C by C×w, the Q_i another d − 1, and M̄ one C×(d·w) by (d·w)×C product:
 //! (3d − 2)·w/C C×C products in all, against 3(p + s) for the dense path of
 //! [`gradient`](super::gradient). Without scaling and squaring the degree grows
-//! with ‖M‖₂ (15 at ‖M‖₂ ≈ 1.85, where the dense path needs 18 products), so
-//! this pays while w/C is small: 128 pairs at C = 512 name about 113 channels,
-//! 512 pairs at C = 2048 about 453.
+//! with ‖M‖₂ (15 at ‖M‖₂ ≈ 1.85, where the dense path needs 15 products), so
+//! this pays while w/C is small, below about 0.3 there: 128 pairs at C = 512
+//! name about 113 channels, 512 pairs at C = 2048 about 453.
 //!
 //! The degree is the least d with x^d/d! below 2^-24 at x = 1.1·‖M‖₂, the
 //! dense path's criterion for the derivative's truncation. The sum runs without
