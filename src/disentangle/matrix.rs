@@ -19,8 +19,8 @@
 //! Since the modified head uses U⁻¹ = Uᵀ, this error is also the scale of the
 //! logit change (1.4e-4 measured on the demo's C = 1280). So [`Disentangler`]
 //! evaluates U in f64 (Taylor's polynomial with the fewest products,
-//! [`gradient::exp`](super::gradient::exp)) and rounds it to f32 (U, U⁻¹, selection, explanations,
-//! saved files), while the free functions follow A's dtype: with an f32 A they
+//! [`gradient::exp`](super::gradient::exp)) and rounds it to f32 (U, U⁻¹,
+//! selection, explanations, saved files), while the free functions follow A's dtype: with an f32 A they
 //! reproduce the reference bit for bit, with an f64 A they compute in f64
 //! (error < 1e-12 at C = 512).
 //!
