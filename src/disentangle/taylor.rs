@@ -6,7 +6,8 @@
 //! Bader, Blanes and Casas (*Computing the matrix exponential with an optimized
 //! Taylor polynomial approximation*, Mathematics 7(12):1174, 2019) write T_8,
 //! T_12 and T_18 as products of linear combinations of I, N, N², N³ (and N⁶)
-//! with 3, 4 and 5 products; libtorch's own `matrix_exp` uses the same forms.
+//! with 3, 4 and 5 products; libtorch's own `matrix_exp` uses the same forms
+//! (with one coefficient of T_8 wrong in 2.13: see [`Program::taylor`]).
 //! Their coefficients solve polynomial systems. The tests here expand every
 //! program as a polynomial in one variable and check that it is Taylor's to its
 //! degree, so a mistyped digit cannot pass.
