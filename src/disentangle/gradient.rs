@@ -64,30 +64,30 @@ pub fn norm2_estimate(m: &Tensor) -> Result<f64> {
     Ok(if n.is_finite() { n.sqrt() } else { f64::INFINITY })
 }
 
-/// The cheapest (degree, squarings) for ‖M‖₂ ≈ `norm` with the truncation
-/// below `unit`: fewest products, the program's plus one per squaring.
-fn plan(norm: f64, unit: f64) -> Option<(usize, i32)> {
+/// The cheapest (degree, squarings, products) for ‖M‖₂ ≈ `norm` with the
+/// truncation below `unit`: fewest products, the program's plus one per squaring.
+fn plan(norm: f64, unit: f64) -> Option<(usize, i32, usize)> {
     let x = norm * 1.1;
     let mut best: Option<(usize, i32, usize)> = None;
-    for m in DEGREES {
+    for (m, products) in DEGREES {
         let theta = reach(m, unit);
         let s = if x <= theta { 0 } else { (x / theta).log2().ceil() as i32 };
         if !(0..=MAX_SQUARINGS).contains(&s) {
             continue;
         }
-        let cost = Program::taylor(m).products() + s as usize;
+        let cost = products + s as usize;
         // On a tie, fewer squarings: each one doubles the rounding error.
         if best.is_none_or(|b| cost < b.2 || (cost == b.2 && s < b.1)) {
             best = Some((m, s, cost));
         }
     }
-    best.map(|(m, s, _)| (m, s))
+    best
 }
 
 /// C×C products of exp and its derivative together at ‖M‖₂ ≈ `norm`, 3(p + s);
 /// `None` where no plan exists (autograd then).
 pub fn dense_products(norm: f64) -> Option<usize> {
-    plan(norm, F32_UNIT).map(|(m, s)| 3 * (Program::taylor(m).products() + s as usize))
+    plan(norm, F32_UNIT).map(|(_, _, cost)| 3 * cost)
 }
 
 /// exp(M) by Taylor's polynomial on N = M/2^s and s squarings, every value of
@@ -110,7 +110,7 @@ impl ScaledExp {
     /// [`new`](Self::new) with ‖`m`‖₂ ≈ `norm` already estimated
     /// ([`norm2_estimate`]).
     pub fn with_norm(m: &Tensor, norm: f64) -> Result<Option<Self>> {
-        let Some((degree, s)) = plan(norm, F32_UNIT) else { return Ok(None) };
+        let Some((degree, s, _)) = plan(norm, F32_UNIT) else { return Ok(None) };
         let program = Program::taylor(degree).square(s as usize);
         let values = program.run(&m.f_div_scalar(2f64.powi(s))?, true)?;
         Ok(Some(ScaledExp { program, values, s }))
@@ -132,7 +132,7 @@ impl ScaledExp {
 /// absurdly large.
 pub fn exp(m: &Tensor, unit: f64) -> Result<Option<Tensor>> {
     let _guard = tch::no_grad_guard();
-    let Some((degree, s)) = plan(norm2_estimate(m)?, unit) else { return Ok(None) };
+    let Some((degree, s, _)) = plan(norm2_estimate(m)?, unit) else { return Ok(None) };
     let program = Program::taylor(degree).square(s as usize);
     let mut values = program.run(&m.f_div_scalar(2f64.powi(s))?, false)?;
     Ok(values.pop().flatten())

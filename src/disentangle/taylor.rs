@@ -36,19 +36,17 @@ pub(crate) enum Op {
     Mul { a: usize, b: usize, plus: Option<usize> },
 }
 
-/// A polynomial in N as a program, and the degree to which it is Taylor's.
+/// A polynomial in N as a program.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Program {
     pub ops: Vec<Op>,
     /// Values so far (N is value 0).
     values: usize,
-    /// T_degree exactly (in exact arithmetic).
-    pub degree: usize,
 }
 
 impl Program {
-    fn new(degree: usize) -> Self {
-        Program { ops: Vec::new(), values: 1, degree }
+    fn new() -> Self {
+        Program { ops: Vec::new(), values: 1 }
     }
 
     fn mul(&mut self, a: usize, b: usize, plus: Option<usize>) -> usize {
@@ -71,6 +69,7 @@ impl Program {
     }
 
     /// Matrix products (each costs one C×C product forwards, two along a direction).
+    #[cfg(test)]
     pub fn products(&self) -> usize {
         self.ops.iter().filter(|op| matches!(op, Op::Mul { .. })).count()
     }
@@ -84,11 +83,11 @@ impl Program {
         self
     }
 
-    /// T_degree for a degree of [`DEGREES`].
+    /// T_degree for a degree of [`DEGREES`], exactly in exact arithmetic.
     pub fn taylor(degree: usize) -> Self {
         use Src::{I, V};
         const N: Src = V(0);
-        let mut p = Program::new(degree);
+        let mut p = Program::new();
         match degree {
             1 => {
                 p.lin(&[I, N], &[&[1.0, 1.0]]);
@@ -154,29 +153,19 @@ impl Program {
     pub fn run(&self, n: &Tensor, keep: bool) -> Result<Vec<Option<Tensor>>> {
         let last_use = self.last_uses();
         let mut values: Vec<Option<Tensor>> = vec![Some(n.shallow_clone())];
-        let get = |values: &[Option<Tensor>], i: usize| -> Tensor {
-            values[i].as_ref().map(Tensor::shallow_clone).expect("a value is dropped only after its last use")
-        };
         for (k, op) in self.ops.iter().enumerate() {
             match op {
                 Op::Lin { inputs, rows } => {
-                    let given: Vec<(usize, Tensor)> = inputs
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(j, s)| match s {
-                            Src::V(i) => Some((j, get(&values, *i))),
-                            Src::I => None,
-                        })
-                        .collect();
+                    let given = operands(inputs, |i| needed(&values, i).map(Some))?;
                     let identity = inputs.iter().position(|s| *s == Src::I);
                     for out in combine(n, &given, rows, identity)? {
                         values.push(Some(out));
                     }
                 }
                 Op::Mul { a, b, plus } => {
-                    let (x, y) = (get(&values, *a), get(&values, *b));
+                    let (x, y) = (needed(&values, *a)?, needed(&values, *b)?);
                     values.push(Some(match plus {
-                        Some(c) => get(&values, *c).f_addmm(&x, &y)?,
+                        Some(c) => needed(&values, *c)?.f_addmm(&x, &y)?,
                         None => x.f_matmul(&y)?,
                     }));
                 }
@@ -194,22 +183,13 @@ impl Program {
 
     /// The derivative of the result along E = `e` at the `values` of [`run`](Self::run) (kept).
     pub fn push(&self, values: &[Option<Tensor>], e: &Tensor) -> Result<Tensor> {
-        let value = |i: usize| -> Tensor {
-            values[i].as_ref().map(Tensor::shallow_clone).expect("push needs the values of run(keep = true)")
-        };
+        let value = |i: usize| needed(values, i);
         // d(value); None is 0 (the identity's, and its combinations').
         let mut d: Vec<Option<Tensor>> = vec![Some(e.shallow_clone())];
         for op in &self.ops {
             match op {
                 Op::Lin { inputs, rows } => {
-                    let given: Vec<(usize, Tensor)> = inputs
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(j, s)| match s {
-                            Src::V(i) => d[*i].as_ref().map(|t| (j, t.shallow_clone())),
-                            Src::I => None,
-                        })
-                        .collect();
+                    let given = operands(inputs, |i| Ok(d[i].as_ref().map(Tensor::shallow_clone)))?;
                     if given.is_empty() {
                         d.extend(rows.iter().map(|_| None));
                     } else {
@@ -220,14 +200,14 @@ impl Program {
                     let mut out = plus.and_then(|c| d[c].as_ref().map(Tensor::shallow_clone));
                     if let Some(da) = &d[*a] {
                         out = Some(match out {
-                            Some(acc) => acc.f_addmm(da, &value(*b))?,
-                            None => da.f_matmul(&value(*b))?,
+                            Some(acc) => acc.f_addmm(da, &value(*b)?)?,
+                            None => da.f_matmul(&value(*b)?)?,
                         });
                     }
                     if let Some(db) = &d[*b] {
                         out = Some(match out {
-                            Some(acc) => acc.f_addmm(&value(*a), db)?,
-                            None => value(*a).f_matmul(db)?,
+                            Some(acc) => acc.f_addmm(&value(*a)?, db)?,
+                            None => value(*a)?.f_matmul(db)?,
                         });
                     }
                     d.push(out);
@@ -264,6 +244,29 @@ impl Program {
         }
         last
     }
+}
+
+/// Value `i`, which must still be held: every value is, after
+/// [`Program::run`] with `keep`; without it, until its last use.
+fn needed(values: &[Option<Tensor>], i: usize) -> Result<Tensor> {
+    match values.get(i) {
+        Some(Some(t)) => Ok(t.shallow_clone()),
+        _ => Err(crate::Error::invalid("taylor program", format!("value {i} is not held (run it with keep)"))),
+    }
+}
+
+/// The operands of a combination that are values, as (column, tensor), with
+/// `pick` giving each value's tensor (`None`: zero, left out); I is left out.
+fn operands(inputs: &[Src], pick: impl Fn(usize) -> Result<Option<Tensor>>) -> Result<Vec<(usize, Tensor)>> {
+    let mut given = Vec::with_capacity(inputs.len());
+    for (j, s) in inputs.iter().enumerate() {
+        if let Src::V(i) = s {
+            if let Some(t) = pick(*i)? {
+                given.push((j, t));
+            }
+        }
+    }
+    Ok(given)
 }
 
 /// The rows of Σ_j rows[r][j]·x_j over the `given` (column j, x_j), plus
@@ -328,8 +331,9 @@ fn combine(
     Ok(outs)
 }
 
-/// The degrees with a program, and their products: T_1 0, T_2 1, T_4 2, T_8 3, T_12 4, T_18 5.
-pub(crate) const DEGREES: [usize; 6] = [1, 2, 4, 8, 12, 18];
+/// The degrees with a program and each one's products (checked against the
+/// programs by the tests), so that planning builds no program.
+pub(crate) const DEGREES: [(usize, usize); 6] = [(1, 0), (2, 1), (4, 2), (8, 3), (12, 4), (18, 5)];
 
 /// Largest ‖N‖₂ at which degree `m`'s truncation, x^m/m!, stays below `unit`.
 pub(crate) fn reach(m: usize, unit: f64) -> f64 {
@@ -435,9 +439,9 @@ mod tests {
 
     #[test]
     fn every_program_is_taylor_to_its_degree_with_the_products_claimed() {
-        for (m, products) in DEGREES.iter().zip([0, 1, 2, 3, 4, 5]) {
+        for (m, products) in &DEGREES {
             let p = Program::taylor(*m);
-            assert_eq!(p.products(), products, "T_{m}");
+            assert_eq!(p.products(), *products, "T_{m}");
             let poly = expand(&p);
             assert_eq!(poly.len(), m + 1, "T_{m} has degree {m}");
             // Each coefficient's error, weighed at the f32 reach, far below f32's unit.
@@ -494,7 +498,7 @@ mod tests {
 
     #[test]
     fn reach_is_where_the_truncation_meets_the_unit() {
-        for m in DEGREES {
+        for (m, _) in DEGREES {
             let x = reach(m, 2f64.powi(-24));
             let t = x.powi(m as i32) * inverse_factorial(m);
             assert!((t / 2f64.powi(-24) - 1.0).abs() < 1e-9, "degree {m}");
